@@ -1,0 +1,174 @@
+"""The `zoo` command: fit, sample, list, data (and eval, leaderboard from the evaluation harness).
+
+Every subcommand is a small function taking parsed arguments; user errors (`ZooError`) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from zoo.errors import ZooError
+
+FIT_FLAGS = {  # flag -> (section, key, type, help)
+    "data_root": ("data", "root", str, "dataset directory"),
+    "frames": ("data", "frames", int, "frames per clip"),
+    "resolution": ("data", "resolution", int, "frame height = width in pixels"),
+    "frame_stride": ("data", "frame_stride", int, "take every n-th source frame"),
+    "batch_size": ("train", "batch_size", int, "videos per device per step"),
+    "max_steps": ("train", "max_steps", int, "training steps (batches)"),
+    "devices": ("train", "devices", int, "devices (processes) per node"),
+    "accelerator": ("train", "accelerator", str, "cpu | gpu | auto"),
+    "strategy": ("train", "strategy", str, "auto | ddp | ddp_spawn | ..."),
+    "num_nodes": ("train", "num_nodes", int, "number of nodes"),
+    "precision": ("train", "precision", str, "32-true | bf16-mixed | 16-mixed"),
+    "logger": ("train", "logger", str, "csv | tensorboard | wandb (CSV is always written)"),
+    "run_dir": ("train", "run_dir", str, "run directory (default runs/<model>-<data>)"),
+    "seed": ("train", "seed", int, "experiment seed"),
+}
+
+
+def _add_fit(sub) -> None:
+    from zoo.registry import DATASETS, MODELS
+
+    p = sub.add_parser("fit", help="train a model", description="Train a model of the zoo on a dataset.")
+    p.add_argument("--model", required=True, help=f"model key: {', '.join(MODELS.keys())}")
+    p.add_argument("--data", default="shapes", help=f"dataset key: {', '.join(DATASETS.keys())} (default shapes)")
+    p.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML overrides (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="one override")
+    for flag, (_, _, kind, text) in FIT_FLAGS.items():
+        p.add_argument("--" + flag.replace("_", "-"), type=kind, default=None, help=text)
+    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="CKPT",
+                   help="continue from CKPT (default: <run-dir>/checkpoints/last.ckpt)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(run=_run_fit)
+
+
+def _resolve(args):
+    from zoo.config import resolve_config
+    from zoo.registry import DATASETS, MODELS
+
+    model_cls = MODELS.get(args.model)
+    DATASETS.get(args.data)
+    flags: dict[str, dict] = {}
+    for flag, (section, key, _, _) in FIT_FLAGS.items():
+        flags.setdefault(section, {})[key] = getattr(args, flag)
+    return resolve_config(args.model, args.data, model_cls.config_class, args.config, args.set, flags)
+
+
+def _run_fit(args) -> None:
+    config = _resolve(args)
+    if args.print_config:
+        print(config.to_yaml(), end="")
+        return
+    from zoo.training import fit
+
+    result = fit(config, resume=args.resume)
+    print(f"run directory: {result.run_dir}")
+
+
+def _add_sample(sub) -> None:
+    p = sub.add_parser("sample", help="write samples of a checkpoint as a GIF/MP4 grid")
+    p.add_argument("--ckpt", required=True, help="checkpoint written by `zoo fit`")
+    p.add_argument("--num", type=int, default=16, help="number of videos")
+    p.add_argument("--out", required=True, help="output .gif or .mp4")
+    p.add_argument("--labels", type=int, nargs="+", help="class labels (one, or one per video)")
+    p.add_argument("--frames", type=int, help="clip length (default: the training length)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed")
+    p.add_argument("--fps", type=float, default=8.0)
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.set_defaults(run=_run_sample)
+
+
+def _run_sample(args) -> None:
+    import torch
+
+    from zoo.models import load_model
+    from zoo.video_io import make_grid, write_video
+
+    if not args.out.lower().endswith((".gif", ".mp4")):
+        raise ZooError(f"--out must end in .gif or .mp4, got {args.out}")
+    model = load_model(args.ckpt, map_location=args.device)
+    labels = None
+    if args.labels:
+        labels = torch.tensor(args.labels * args.num if len(args.labels) == 1 else args.labels)
+    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    videos = model.sample(args.num, labels=labels, generator=generator, frames=args.frames)
+    path = write_video(make_grid(videos.cpu()), args.out, fps=args.fps)
+    print(f"wrote {args.num} samples of {model.registry_key} to {path}")
+
+
+def _add_list(sub) -> None:
+    p = sub.add_parser("list", help="list registered models, datasets and metrics")
+    p.add_argument("what", nargs="?", choices=["models", "datasets", "metrics"], help="one table only")
+    p.set_defaults(run=_run_list)
+
+
+def _run_list(args) -> None:
+    from zoo.registry import DATASETS, METRICS, MODELS
+
+    for registry in (MODELS, DATASETS, METRICS):
+        if args.what and registry.kind + "s" != args.what:
+            continue
+        print(f"{registry.kind}s:")
+        for entry in registry:
+            print(f"  {entry.key:<18} {entry.description}")
+            if entry.paper:
+                print(f"  {'':<18} {entry.paper}")
+
+
+def _add_data(sub) -> None:
+    p = sub.add_parser("data", help="dataset tools")
+    tools = p.add_subparsers(dest="tool", required=True)
+    synth = tools.add_parser("synth", help="write `shapes` clips as .mp4 files (class = folder name)")
+    synth.add_argument("--out", required=True, help="output directory")
+    synth.add_argument("--num", type=int, default=64, help="number of clips")
+    synth.add_argument("--frames", type=int, default=32)
+    synth.add_argument("--resolution", type=int, default=64)
+    synth.add_argument("--fps", type=float, default=25.0)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(run=_run_data_synth)
+
+
+def _run_data_synth(args) -> None:
+    from tqdm import tqdm
+
+    from zoo.datasets.shapes import MOTIONS, SHAPES, render_clip
+    from zoo.video_io import write_video
+
+    out = Path(args.out)
+    for index in tqdm(range(args.num), desc="writing shapes clips"):
+        clip = render_clip(args.seed, index, args.frames, args.resolution)
+        shape, motion = divmod(int(clip["label"]), len(MOTIONS))
+        write_video(clip["pixels"].numpy(), out / f"{SHAPES[shape]}_{MOTIONS[motion]}" / f"{index:06d}.mp4", args.fps)
+    print(f"wrote {args.num} clips to {out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from zoo.registry import load_all
+
+    load_all()
+    parser = argparse.ArgumentParser(prog="zoo", description="video-zoo: train and evaluate video generative models")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_fit, _add_sample, _add_list, _add_data):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except ZooError as e:
+        print(f"zoo {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"zoo {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

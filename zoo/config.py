@@ -1,0 +1,275 @@
+"""Experiment configs: dataclass defaults < experiments/<model>/<data>.yaml < --config FILE < --set k=v < flags.
+
+An experiment is three sections, each a dataclass: `model` (the model's own config class, holding the paper's
+hyper-parameters), `data` (`DataConfig`) and `train` (`TrainConfig`). YAML files hold only what differs from the
+defaults, plus an optional `reference` list with the numbers the paper reports for that setting. Unknown keys and
+wrong types are `ZooError`s that list the valid keys; YAML is only ever read with `yaml.safe_load`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from zoo.errors import ZooError
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+SECTIONS = ("model", "data", "train")
+
+
+@dataclass
+class DataConfig:
+    """Everything that decides which clips a dataset yields and what they look like."""
+
+    name: str = "shapes"  # registry key of the dataset
+    root: str | None = None  # dataset directory (not needed by `shapes`)
+    split: str = "train"  # train | test | all (train+test; papers mix these, so it is explicit)
+    fold: int = 1  # UCF-101 split fold, 1..3
+    frames: int = 16  # frames per clip
+    frame_stride: int = 1  # take every n-th frame of the source video
+    resolution: int = 64  # output height = width, pixels
+    resize: str = "short_side_crop"  # short_side_crop (scale short side, centre crop) | stretch
+    seed: int = 0  # seeds procedural data and evaluation clip lists
+    num_videos: int | None = None  # cap on videos used (shapes: how many to generate; None = dataset default)
+    clips_per_video: int = 1  # evaluation clips drawn per video
+    extra_frames: int = 0  # independent frames from other videos appended per item (joint image-video training)
+    num_workers: int = 2  # DataLoader worker processes per rank
+    decode_threads: int = 1  # decoder threads per worker
+
+
+@dataclass
+class TrainConfig:
+    """How the Lightning Trainer runs; flags of `zoo fit` land here."""
+
+    max_steps: int = 100_000  # training iterations (one batch each, all of the model's optimizer updates for it)
+    batch_size: int = 16  # videos per rank per step
+    seed: int = 0  # global seed: weights, noise, data order
+    accelerator: str = "auto"  # cpu | gpu | auto
+    devices: int = 1  # processes per node
+    num_nodes: int = 1
+    strategy: str = "auto"  # auto | ddp | ddp_spawn | fsdp ...
+    precision: str = "32-true"  # Lightning precision: 32-true | bf16-mixed | 16-mixed
+    logger: str = "csv"  # csv | tensorboard | wandb (a metrics CSV is always written)
+    run_dir: str | None = None  # default: runs/<model>-<data>
+    checkpoint_every: int = 1000  # steps between checkpoints (last.ckpt is refreshed each time)
+    sample_every: int = 500  # steps between sample grids (0 = only at the end)
+    sample_count: int = 8  # videos per sample grid
+    log_every: int = 10  # steps between logged scalars
+
+
+@dataclass
+class ExperimentConfig:
+    """A fully resolved experiment: what `zoo fit` runs and what the run directory records."""
+
+    model_name: str
+    model: Any  # the registered model's config dataclass instance
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    reference: list[dict] = field(default_factory=list)  # the paper's reported numbers for this setting
+
+    def to_dict(self) -> dict:
+        return {
+            "model_name": self.model_name,
+            "model": dataclasses.asdict(self.model),
+            "data": dataclasses.asdict(self.data),
+            "train": dataclasses.asdict(self.train),
+            "reference": list(self.reference),
+        }
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def config_hash(self) -> str:
+        """Hash of what shapes the trained weights (model, data and seed; not devices, paths or logging)."""
+        d = self.to_dict()
+        train = {k: d["train"][k] for k in ("max_steps", "batch_size", "seed")}
+        data = {k: v for k, v in d["data"].items() if k not in ("root", "num_workers", "decode_threads")}
+        return stable_hash({"model_name": self.model_name, "model": d["model"], "data": data, "train": train})
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """SHA-256 of the canonical JSON form of `obj`, truncated to `length` hex digits."""
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# dict <-> dataclass with validation
+
+
+def _check_value(value: Any, annotation: Any, where: str) -> Any:
+    """Return `value` converted to `annotation`, or raise a ZooError naming `where`."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_value(value, arg, where)
+            except ZooError as e:
+                errors.append(str(e))
+        raise ZooError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {annotation}")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ZooError(f"{where}: expected a list, got {value!r}")
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(value) != len(args):
+                raise ZooError(f"{where}: expected {len(args)} values, got {value!r}")
+            return tuple(_check_value(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        item = args[0] if args else Any
+        return origin(_check_value(v, item, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict or annotation is dict:
+        if not isinstance(value, dict):
+            raise ZooError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ZooError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ZooError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ZooError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ZooError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"{where}: unsupported config annotation {annotation!r}")
+
+
+def update_dataclass(obj: Any, values: dict, section: str) -> Any:
+    """Return a copy of dataclass `obj` with `values` applied; unknown keys and wrong types raise `ZooError`."""
+    if not isinstance(values, dict):
+        raise ZooError(f"config section {section!r} must be a mapping of key: value, got {values!r}")
+    hints = typing.get_type_hints(type(obj))
+    names = [f.name for f in dataclasses.fields(obj)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ZooError(
+            f"unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}; valid {section} keys: {', '.join(names)}"
+        )
+    checked = {k: _check_value(v, hints[k], f"{section}.{k}") for k, v in values.items()}
+    new = dataclasses.replace(obj, **checked)
+    validate = getattr(new, "validate", None)
+    if callable(validate):
+        validate()
+    return new
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# resolution
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ZooError(f"config file {path} is not valid YAML: {e}") from None
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ZooError(f"config file {path} must hold a mapping with sections {', '.join(SECTIONS)}")
+    return data
+
+
+def parse_set(assignment: str) -> tuple[str, str, Any]:
+    """Parse `section.key=value` (value read as YAML, so `3`, `1e-4`, `[1,2]`, `true` keep their types)."""
+    if "=" not in assignment or "." not in assignment.split("=", 1)[0]:
+        raise ZooError(f"--set expects section.key=value (sections: {', '.join(SECTIONS)}), got {assignment!r}")
+    dotted, raw = assignment.split("=", 1)
+    section, key = dotted.split(".", 1)
+    if section not in SECTIONS:
+        raise ZooError(f"--set {assignment!r}: unknown section {section!r}; valid sections: {', '.join(SECTIONS)}")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return section, key, value
+
+
+def experiment_file(model_name: str, data_name: str) -> Path:
+    return EXPERIMENTS_DIR / model_name / f"{data_name}.yaml"
+
+
+def resolve_config(
+    model_name: str,
+    data_name: str,
+    model_config_cls: type,
+    config_files: list[str | Path] = (),
+    sets: list[str] = (),
+    flags: dict[str, dict[str, Any]] | None = None,
+) -> ExperimentConfig:
+    """Apply the precedence chain and return a validated `ExperimentConfig`.
+
+    Args:
+        model_name: registry key of the model.
+        data_name: registry key of the dataset.
+        model_config_cls: the model's config dataclass (defaults = the paper's setting).
+        config_files: `--config` files, applied in order after `experiments/<model>/<data>.yaml`.
+        sets: `--set section.key=value` overrides, applied in order.
+        flags: explicit CLI flags as `{section: {key: value}}` (None values are ignored), applied last.
+    """
+    layers: list[tuple[str, dict]] = []
+    default_file = experiment_file(model_name, data_name)
+    if default_file.is_file():
+        layers.append((str(default_file), read_yaml(default_file)))
+    layers += [(str(f), read_yaml(f)) for f in config_files]
+    set_layer: dict[str, dict] = {}
+    for assignment in sets:
+        section, key, value = parse_set(assignment)
+        set_layer.setdefault(section, {})[key] = value
+    layers.append(("--set", set_layer))
+    layers.append(("flags", {s: {k: v for k, v in kv.items() if v is not None} for s, kv in (flags or {}).items()}))
+
+    model_cfg, data_cfg, train_cfg = model_config_cls(), DataConfig(name=data_name), TrainConfig()
+    reference: list[dict] = []
+    for source, layer in layers:
+        unknown = sorted(set(layer) - set(SECTIONS) - {"reference", "model_name"})
+        if unknown:
+            raise ZooError(
+                f"{source}: unknown top-level key(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}, reference"
+            )
+        if layer.get("model_name", model_name) != model_name:
+            raise ZooError(f"{source} is a config for model {layer['model_name']!r}, not {model_name!r}")
+        try:
+            model_cfg = update_dataclass(model_cfg, layer.get("model") or {}, "model")
+            data_cfg = update_dataclass(data_cfg, layer.get("data") or {}, "data")
+            train_cfg = update_dataclass(train_cfg, layer.get("train") or {}, "train")
+        except ZooError as e:
+            raise ZooError(f"{source}: {e}") from None
+        if "reference" in layer:
+            reference = list(layer["reference"] or [])
+    if data_cfg.name != data_name:
+        raise ZooError(f"data.name is {data_cfg.name!r} but --data is {data_name!r}; use --data to pick the dataset")
+    return ExperimentConfig(model_name, model_cfg, data_cfg, train_cfg, reference)
+
+
+def config_from_dict(d: dict, model_config_cls: type) -> ExperimentConfig:
+    """Rebuild an `ExperimentConfig` saved by `to_dict` (e.g. from a checkpoint)."""
+    return ExperimentConfig(
+        model_name=d["model_name"],
+        model=update_dataclass(model_config_cls(), d.get("model", {}), "model"),
+        data=update_dataclass(DataConfig(), d.get("data", {}), "data"),
+        train=update_dataclass(TrainConfig(), d.get("train", {}), "train"),
+        reference=list(d.get("reference", [])),
+    )

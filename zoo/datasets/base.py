@@ -1,0 +1,47 @@
+"""What every registered dataset is: a map-style `Dataset` built from one `DataConfig`."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch.utils.data import Dataset
+
+from zoo.config import DataConfig
+
+# Training samplers pass `(index, draw_seed)`: any randomness of the item (its clip start) is drawn from `draw_seed`,
+# so the data stream depends only on the sampler's seed and position (exact resume, any number of workers).
+# A bare `index` returns the deterministic evaluation clip of that item.
+ItemKey = int | tuple[int, int]
+
+
+class VideoDataset(Dataset):
+    """Base class of registered datasets.
+
+    Items are dicts `{"video": float [C, T, H, W] in [-1, 1], "label": long (-1 if unlabelled), ...}`; extra keys
+    never change the meaning of those two.
+    """
+
+    registry_key: ClassVar[str]
+    channels: ClassVar[int] = 3
+
+    def __init__(self, config: DataConfig):
+        self.config = config
+        self.class_names: list[str] = []
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __getitem__(self, key: ItemKey) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def split_key(key: ItemKey) -> tuple[int, int | None]:
+        """`(index, draw_seed)` from an item key; draw_seed is None for deterministic (evaluation) access."""
+        if isinstance(key, (tuple, list)):
+            return int(key[0]), int(key[1])
+        return int(key), None

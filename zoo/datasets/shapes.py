@@ -1,0 +1,181 @@
+"""`shapes`: a procedural video dataset that needs no download; the default for demos and tests.
+
+Each video shows one textured shape (circle, square or triangle) on a plain background, moving in one of three ways:
+linear motion with bounces off the borders, rotation in place, or pulsing scale. The class label is the
+(shape, motion) combination, 9 classes. Every item is a deterministic function of (seed, index), at any number of
+frames, frame stride and resolution. Besides the video each item carries
+
+* `segmentation`: long `[T, H, W]`, 0 = background, 1 + shape index on the shape;
+* `flow`: float `[2, T-1, H, W]`, the true forward optical flow (dx, dy in pixels) from frame k to frame k+1:
+  the displacement of the surface point under each pixel; zero on the (static) background.
+
+The stripe texture is fixed to the shape's own coordinates, so rotation is visible and the flow is checkable:
+warping frame k+1 back along the flow reproduces frame k wherever the shape is visible in both.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from zoo.config import DataConfig
+from zoo.datasets.base import ItemKey, VideoDataset
+from zoo.registry import register_dataset
+from zoo.video_io import from_uint8
+
+SHAPES = ("circle", "square", "triangle")
+MOTIONS = ("bounce", "rotate", "scale")
+DEFAULT_NUM_VIDEOS = 4096
+
+
+def _local_coords(px, py, cx, cy, theta, scale):
+    """Pixel positions -> the shape's own frame (unit size): q = R(-theta) (p - c) / scale."""
+    dx, dy = px - cx, py - cy
+    cos, sin = math.cos(theta), math.sin(theta)
+    return (cos * dx + sin * dy) / scale, (-sin * dx + cos * dy) / scale
+
+
+def _signed_distance(shape: int, qx: torch.Tensor, qy: torch.Tensor) -> torch.Tensor:
+    """Signed distance (in shape units, negative inside) to a unit circle, square or triangle."""
+    if shape == 0:
+        return torch.sqrt(qx**2 + qy**2) - 1.0
+    if shape == 1:
+        return torch.maximum(qx.abs(), qy.abs()) - 0.8
+    # equilateral triangle with circumradius 1 (inradius 0.5), one vertex pointing up (-y)
+    edges = [(0.0, 1.0), (math.sqrt(3) / 2, -0.5), (-math.sqrt(3) / 2, -0.5)]
+    return torch.stack([nx * qx + ny * qy for nx, ny in edges]).amax(0) - 0.5
+
+
+class _Trajectory:
+    """One video's shape, colours and motion, as functions of continuous time (in source frames)."""
+
+    def __init__(self, rng: np.random.Generator, resolution: int):
+        self.label = int(rng.integers(len(SHAPES) * len(MOTIONS)))
+        self.shape, self.motion = divmod(self.label, len(MOTIONS))
+        hue = rng.uniform(0, 1)
+        self.colour = torch.tensor(_hsv_to_rgb(hue, 0.75, 1.0), dtype=torch.float32)
+        self.background = float(rng.uniform(0.0, 0.25))
+        r = resolution
+        self.size = rng.uniform(0.14, 0.2) * r  # pixels per shape unit
+        reach = self.size * 1.45 * (1.4 if self.motion == 2 else 1.0)  # bounding radius incl. scale pulse
+        self.lo, self.hi = reach, r - reach
+        self.centre0 = rng.uniform(self.lo, self.hi, size=2)
+        angle = rng.uniform(0, 2 * math.pi)
+        speed = rng.uniform(0.04, 0.08) * r
+        self.velocity = speed * np.array([math.cos(angle), math.sin(angle)])
+        self.theta0 = rng.uniform(0, 2 * math.pi)
+        self.omega = rng.choice([-1, 1]) * rng.uniform(0.15, 0.3)  # rad / frame
+        self.phase = rng.uniform(0, 2 * math.pi)
+        self.pulse = rng.uniform(0.25, 0.4)  # rad / frame of the scale oscillation
+
+    def centre(self, t: float) -> tuple[float, float]:
+        if self.motion != 0:
+            return float(self.centre0[0]), float(self.centre0[1])
+        span = self.hi - self.lo
+        out = []
+        for axis in range(2):  # reflect off the borders: a triangle wave in closed form
+            u = (self.centre0[axis] - self.lo + self.velocity[axis] * t) % (2 * span)
+            out.append(self.lo + (u if u <= span else 2 * span - u))
+        return out[0], out[1]
+
+    def angle(self, t: float) -> float:
+        return self.theta0 + (self.omega * t if self.motion == 1 else 0.0)
+
+    def scale(self, t: float) -> float:
+        return self.size * (1.0 + 0.35 * math.sin(self.phase + self.pulse * t) if self.motion == 2 else 1.0)
+
+    def pose(self, t: float) -> tuple[float, float, float, float]:
+        cx, cy = self.centre(t)
+        return cx, cy, self.angle(t), self.scale(t)
+
+
+def _hsv_to_rgb(h: float, s: float, v: float) -> tuple[float, float, float]:
+    i = int(h * 6) % 6
+    f = h * 6 - math.floor(h * 6)
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    return [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i]
+
+
+def render_clip(
+    seed: int, index: int, frames: int, resolution: int, frame_stride: int = 1, start: int = 0
+) -> dict[str, torch.Tensor]:
+    """Render one clip of the `shapes` dataset.
+
+    Args:
+        seed, index: identify the video (deterministic).
+        frames: clip length.
+        resolution: height = width in pixels.
+        frame_stride: source frames between consecutive clip frames.
+        start: first source frame.
+
+    Returns:
+        `{"pixels": uint8 [T, H, W, 3], "label": long, "segmentation": long [T, H, W], "flow": float [2, T-1, H, W]}`.
+    """
+    traj = _Trajectory(np.random.default_rng([seed, index]), resolution)
+    coords = torch.arange(resolution, dtype=torch.float32) + 0.5
+    py, px = torch.meshgrid(coords, coords, indexing="ij")
+    times = [start + k * frame_stride for k in range(frames)]
+    pixels, segmentation, flows = [], [], []
+    for k, t in enumerate(times):
+        cx, cy, theta, scale = traj.pose(t)
+        qx, qy = _local_coords(px, py, cx, cy, theta, scale)
+        coverage = (0.5 - _signed_distance(traj.shape, qx, qy) * scale).clamp(0, 1)  # 1-pixel anti-aliasing
+        stripes = 0.6 + 0.4 * torch.cos(3 * math.pi * qx)  # texture fixed to the shape's own frame
+        shade = traj.colour[:, None, None] * stripes
+        image = traj.background * (1 - coverage) + shade * coverage  # 3 h w
+        pixels.append((image * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0))
+        inside = coverage > 0.5
+        segmentation.append(inside.long() * (1 + traj.shape))
+        if k + 1 < len(times):
+            nx, ny, ntheta, nscale = traj.pose(times[k + 1])
+            cos, sin = math.cos(ntheta), math.sin(ntheta)
+            x_next = nx + nscale * (cos * qx - sin * qy)
+            y_next = ny + nscale * (sin * qx + cos * qy)
+            flows.append(torch.stack([(x_next - px) * inside, (y_next - py) * inside]))
+    flow = torch.stack(flows, dim=1) if flows else torch.zeros(2, 0, resolution, resolution)
+    return {
+        "pixels": torch.stack(pixels),
+        "label": torch.tensor(traj.label),
+        "segmentation": torch.stack(segmentation),
+        "flow": flow,
+    }
+
+
+@register_dataset(
+    "shapes",
+    description="procedural moving shapes (3 shapes x 3 motions = 9 classes) with segmentation and optical flow",
+    paper="video-zoo's embedded default; no download",
+)
+class Shapes(VideoDataset):
+    """Procedural moving-shapes videos, deterministic per (seed, index); see the module docstring.
+
+    `num_videos` (default 4096) sets the dataset size; training draws a random start in [0, 4 * frames) from the
+    sampler's draw seed, evaluation uses start 0.
+    """
+
+    def __init__(self, config: DataConfig):
+        super().__init__(config)
+        self.class_names = [f"{s}_{m}" for s in SHAPES for m in MOTIONS]
+        self.length = config.num_videos or DEFAULT_NUM_VIDEOS
+
+    def __len__(self) -> int:
+        return self.length
+
+    def render(self, key: ItemKey) -> dict[str, torch.Tensor]:
+        index, draw = self.split_key(key)
+        if not 0 <= index < self.length:
+            raise IndexError(f"shapes index {index} out of range [0, {self.length})")
+        c = self.config
+        start = 0 if draw is None else int(np.random.default_rng([c.seed, draw]).integers(4 * c.frames))
+        return render_clip(c.seed, index, c.frames, c.resolution, c.frame_stride, start)
+
+    def __getitem__(self, key: ItemKey) -> dict[str, torch.Tensor]:
+        clip = self.render(key)
+        return {
+            "video": from_uint8(clip.pop("pixels")),
+            "label": clip["label"],
+            "segmentation": clip["segmentation"],
+            "flow": clip["flow"],
+        }

@@ -1,0 +1,1 @@
+"""Evaluation metrics (FVD, KVD, IS) as DDP-synced torchmetrics; detectors under `zoo.metrics.detectors`."""

@@ -1,0 +1,1 @@
+"""Blocks shared by several models (attention, recurrent cells, modulated convolutions)."""

@@ -1,0 +1,134 @@
+"""The only place that converts between model tensors and pixels, and writes GIF / MP4 grids.
+
+Model side: float `[B, C, T, H, W]` in [-1, 1]. Pixel side: uint8 `[T, H, W, C]` (one video) or `[B, T, H, W, C]`.
+Generated videos are quantized with `to_uint8` before any detector sees them, so that real clips (decoded as uint8)
+and generated clips take one path.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from zoo.errors import ZooError
+
+
+def to_uint8(videos: torch.Tensor) -> torch.Tensor:
+    """Quantize float videos to uint8 pixels.
+
+    Uses StyleGAN-V's convention `clamp(x * 127.5 + 128, 0, 255)` truncated to an integer, i.e. round-half-up of
+    `(x + 1) * 127.5`, so that `from_uint8` followed by `to_uint8` is the identity on every pixel value.
+
+    Args:
+        videos: float `[B, C, T, H, W]` in [-1, 1] (values outside are clamped).
+
+    Returns:
+        uint8 `[B, T, H, W, C]`.
+    """
+    assert_video(videos, "videos")
+    pixels = (videos.detach().float() * 127.5 + 128.0).clamp(0, 255).to(torch.uint8)
+    return rearrange(pixels, "b c t h w -> b t h w c")
+
+
+def from_uint8(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 `[B, T, H, W, C]` (or `[T, H, W, C]`) -> float `[B, C, T, H, W]` (or `[C, T, H, W]`) in [-1, 1]."""
+    if pixels.dtype != torch.uint8:
+        raise ValueError(f"expected uint8 pixels, got {pixels.dtype}")
+    videos = pixels.float() / 127.5 - 1.0
+    if pixels.ndim == 4:
+        return rearrange(videos, "t h w c -> c t h w")
+    return rearrange(videos, "b t h w c -> b c t h w")
+
+
+def assert_video(videos: torch.Tensor, name: str = "video", channels: int | None = None) -> None:
+    """Raise a clear error unless `videos` is a float `[B, C, T, H, W]` tensor (with `channels` channels)."""
+    if not isinstance(videos, torch.Tensor) or videos.ndim != 5 or not videos.is_floating_point():
+        shape = tuple(videos.shape) if isinstance(videos, torch.Tensor) else type(videos).__name__
+        raise ValueError(f"{name} must be a float tensor [B, C, T, H, W], got {shape}")
+    if channels is not None and videos.shape[1] != channels:
+        raise ValueError(f"{name} must have {channels} channels in dim 1 ([B, C, T, H, W]), got {tuple(videos.shape)}")
+
+
+def make_grid(videos: torch.Tensor, ncol: int | None = None, padding: int = 2) -> np.ndarray:
+    """Tile a batch of videos into one video.
+
+    Args:
+        videos: float `[B, C, T, H, W]` in [-1, 1]; C is 1 or 3.
+        ncol: videos per row (default: about sqrt(B)).
+        padding: white pixels between tiles.
+
+    Returns:
+        uint8 `[T, H', W', 3]` numpy array.
+    """
+    pixels = to_uint8(videos)  # b t h w c
+    if pixels.shape[-1] == 1:
+        pixels = pixels.expand(-1, -1, -1, -1, 3)
+    b, t, h, w, c = pixels.shape
+    ncol = ncol or max(1, math.ceil(math.sqrt(b)))
+    nrow = math.ceil(b / ncol)
+    grid = torch.full((t, nrow * (h + padding) + padding, ncol * (w + padding) + padding, c), 255, dtype=torch.uint8)
+    for i in range(b):
+        r, col = divmod(i, ncol)
+        y, x = padding + r * (h + padding), padding + col * (w + padding)
+        grid[:, y : y + h, x : x + w] = pixels[i]
+    return grid.numpy()
+
+
+def side_by_side(real: torch.Tensor, fake: torch.Tensor, padding: int = 2) -> np.ndarray:
+    """Grid of real videos (left block) next to generated ones (right block); both `[B, C, T, H, W]` in [-1, 1]."""
+    t = min(real.shape[2], fake.shape[2])
+    left, right = make_grid(real[:, :, :t], padding=padding), make_grid(fake[:, :, :t], padding=padding)
+    height = max(left.shape[1], right.shape[1])
+    left = np.pad(left, ((0, 0), (0, height - left.shape[1]), (0, 0), (0, 0)), constant_values=255)
+    right = np.pad(right, ((0, 0), (0, height - right.shape[1]), (0, 0), (0, 0)), constant_values=255)
+    gap = np.full((t, height, 4 * padding, 3), 128, dtype=np.uint8)
+    return np.concatenate([left, gap, right], axis=2)
+
+
+def write_video(frames: np.ndarray, path: str | Path, fps: float = 8.0) -> Path:
+    """Write uint8 `[T, H, W, 3]` frames as `.gif` (Pillow, adaptive palette) or `.mp4` (PyAV, H.264).
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".gif":
+        _write_gif(frames, path, fps)
+    elif suffix == ".mp4":
+        _write_mp4(frames, path, fps)
+    else:
+        raise ZooError(f"cannot write {path}: the output must end in .gif or .mp4")
+    return path
+
+
+def _write_gif(frames: np.ndarray, path: Path, fps: float) -> None:
+    from PIL import Image
+
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0, optimize=False)
+
+
+def _write_mp4(frames: np.ndarray, path: Path, fps: float) -> None:
+    import av  # decord only reads; PyAV is the writer
+
+    # H.264 with yuv420p needs even sizes; pad with white rather than resample the grid.
+    t, h, w, _ = frames.shape
+    frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), constant_values=255)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=max(1, round(fps)))
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "17"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
