@@ -39,6 +39,10 @@ class VideoDataset(Dataset):
     def __getitem__(self, key: ItemKey) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def pixels(self, key: ItemKey) -> torch.Tensor:
+        """The clip of `key` as decoded: uint8 `[T, H, W, C]`, before any float conversion (the metrics path)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
     @staticmethod
     def split_key(key: ItemKey) -> tuple[int, int | None]:
         """`(index, draw_seed)` from an item key; draw_seed is None for deterministic (evaluation) access."""

@@ -171,6 +171,9 @@ class Shapes(VideoDataset):
         start = 0 if draw is None else int(np.random.default_rng([c.seed, draw]).integers(4 * c.frames))
         return render_clip(c.seed, index, c.frames, c.resolution, c.frame_stride, start)
 
+    def pixels(self, key: ItemKey) -> torch.Tensor:
+        return self.render(key)["pixels"]
+
     def __getitem__(self, key: ItemKey) -> dict[str, torch.Tensor]:
         clip = self.render(key)
         return {
