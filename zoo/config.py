@@ -43,6 +43,14 @@ class DataConfig:
     extra_frames: int = 0  # independent frames from other videos appended per item (joint image-video training)
     num_workers: int = 2  # DataLoader worker processes per rank
     decode_threads: int = 1  # decoder threads per worker
+    video_stream: int | None = None  # multi-stream files: n-th video stream (0-based); None = the one with most pixels
+    decoder: str = "auto"  # auto (decord, PyAV fallback) | decord | pyav
+    split_dir: str | None = None  # UCF-101 ucfTrainTestlist folder (default <root>/ucfTrainTestlist, then beside root)
+    annotations: str | None = None  # Kinetics annotation CSV (default <root>/<split>.csv, then beside root)
+    folder_labels: bool = True  # `folder`: class = parent folder name (False: every label -1)
+    prepared: str | None = None  # directory written by `zoo data prepare`; read instead of decoding
+    index_cache: str | None = None  # directory of index caches (default $ZOO_CACHE or ~/.cache/video-zoo)
+    max_bad_fraction: float = 0.01  # unreadable videos tolerated (fraction of the dataset) before a hard error
 
 
 @dataclass
@@ -91,7 +99,8 @@ class ExperimentConfig:
         """Hash of what shapes the trained weights (model, data and seed; not devices, paths or logging)."""
         d = self.to_dict()
         train = {k: d["train"][k] for k in ("max_steps", "batch_size", "seed")}
-        data = {k: v for k, v in d["data"].items() if k not in ("root", "num_workers", "decode_threads")}
+        machine_only = ("root", "num_workers", "decode_threads", "split_dir", "annotations", "prepared", "index_cache")
+        data = {k: v for k, v in d["data"].items() if k not in machine_only}
         return stable_hash({"model_name": self.model_name, "model": d["model"], "data": data, "train": train})
 
 
