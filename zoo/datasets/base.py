@@ -43,6 +43,22 @@ class VideoDataset(Dataset):
         """The clip of `key` as decoded: uint8 `[T, H, W, C]`, before any float conversion (the metrics path)."""
         raise NotImplementedError  # pragma: no cover - abstract
 
+    def num_starts(self, index: int) -> int:
+        """How many clip start frames item `index` allows (starts are 0 .. num_starts - 1)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def pixels_at(self, index: int, start: int) -> torch.Tensor:
+        """The clip of item `index` starting at source frame `start` (a clip-list entry): uint8 `[T, H, W, C]`."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def label_of(self, index: int) -> int:
+        """Class label of item `index` (-1 when unlabelled)."""
+        return -1
+
+    def item_name(self, index: int) -> str:
+        """A stable name of item `index` (its relative path for file datasets); clip lists record it."""
+        return str(index)
+
     @staticmethod
     def split_key(key: ItemKey) -> tuple[int, int | None]:
         """`(index, draw_seed)` from an item key; draw_seed is None for deterministic (evaluation) access."""

@@ -174,6 +174,18 @@ class Shapes(VideoDataset):
     def pixels(self, key: ItemKey) -> torch.Tensor:
         return self.render(key)["pixels"]
 
+    def num_starts(self, index: int) -> int:
+        return 4 * self.config.frames  # the range training starts are drawn from
+
+    def pixels_at(self, index: int, start: int) -> torch.Tensor:
+        if not 0 <= index < self.length:
+            raise IndexError(f"shapes index {index} out of range [0, {self.length})")
+        c = self.config
+        return render_clip(c.seed, index, c.frames, c.resolution, c.frame_stride, start)["pixels"]
+
+    def label_of(self, index: int) -> int:
+        return _Trajectory(np.random.default_rng([self.config.seed, index]), self.config.resolution).label
+
     def __getitem__(self, key: ItemKey) -> dict[str, torch.Tensor]:
         clip = self.render(key)
         return {
