@@ -1,0 +1,235 @@
+"""`ClipDataset`: the decord-backed clip dataset every file-based dataset (ucf101, kinetics600, folder) builds on.
+
+A subclass only lists its videos (`discover`: relative paths and labels). This class indexes them (cached container
+metadata), drops videos too short for one clip, samples clips, decodes exactly the needed frames, resizes them and
+survives bad files.
+
+Clip sampling. A clip is `frames` frames, `frame_stride` apart, so it spans `(frames - 1) * frame_stride + 1` source
+frames and video i allows `num_starts(i) = frames_i - span + 1` starts. A training key `(index, draw_seed)` takes a
+start drawn from `(seed, draw_seed)` only; a bare `index` takes the deterministic start drawn from `(seed, index)`;
+`pixels_at(index, start)` reads a clip-list entry.
+
+Policies (documented in the README):
+* too short: videos with fewer frames than one clip's span are skipped when the dataset is built; counted in
+  `counts["too_short"]` and logged once. Clips are never padded.
+* missing / unreadable at indexing: left out and counted (`missing`, `unreadable`). For UCF-101 and `folder` both
+  count as bad; for Kinetics missing clips are expected and only reported.
+* failing at decode time (truncated stream, codec error): logged once with its path, replaced by the clip of another
+  video chosen from `(seed, index, attempt)` (so every process replaces it the same way), counted, and appended to
+  `failure_log` when the DataModule sets one. Never black frames.
+* more than `max_bad_fraction` of the listed videos bad: `ZooError`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from zoo.config import DataConfig
+from zoo.datasets.base import ItemKey, VideoDataset
+from zoo.datasets.decode import DECODERS, DecodeError, read_frames
+from zoo.datasets.index import IndexEntry, build_index
+from zoo.datasets.prepared import PreparedVideos
+from zoo.datasets.transforms import RESIZE_POLICIES, resize_frames
+from zoo.errors import ZooError
+from zoo.video_io import from_uint8
+
+log = logging.getLogger(__name__)
+MAX_REPLACEMENTS = 16
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ogv", ".3gp")
+
+
+class ClipDataset(VideoDataset):
+    """Clips of real video files; subclasses implement `discover`.
+
+    Args:
+        config: the data config (root, split, fold, frames, frame_stride, resolution, resize, seed, ...).
+        progress: show a progress bar while indexing.
+    """
+
+    layout: ClassVar[str] = "a directory of video files"  # what `root` must look like (error messages)
+    download: ClassVar[str] = ""  # where to get the dataset (error messages)
+    missing_is_bad: ClassVar[bool] = True  # do listed-but-absent files count towards max_bad_fraction
+
+    def __init__(self, config: DataConfig, progress: bool = True):
+        super().__init__(config)
+        if config.resize not in RESIZE_POLICIES:
+            raise ZooError(f"data.resize must be one of {', '.join(RESIZE_POLICIES)}, got {config.resize!r}")
+        if config.decoder not in DECODERS:
+            raise ZooError(f"data.decoder must be one of {', '.join(DECODERS)}, got {config.decoder!r}")
+        if config.frames < 1 or config.frame_stride < 1 or config.resolution < 1:
+            raise ZooError("data.frames, data.frame_stride and data.resolution must be positive")
+        self.root = self._require_root()
+        listed = self.discover()
+        self.entries: list[IndexEntry] = build_index(
+            self.root, listed, config.video_stream, config.index_cache, progress=progress
+        )
+        self.span = (config.frames - 1) * config.frame_stride + 1
+        self.records = [e for e in self.entries if e.meta is not None and e.meta.frames >= self.span]
+        if config.num_videos is not None:
+            self.records = self.records[: config.num_videos]
+        self.counts = self._count()
+        self.failures: dict[str, str] = {}  # runtime decode failures in this process: path -> reason
+        self.failure_log: str | None = None  # JSON-lines file shared by workers (set by the DataModule)
+        self._prepared = PreparedVideos(config.prepared, config) if config.prepared else None
+        self._check()
+
+    # ---------------------------------------------------------------------------------------------- subclass API
+    def discover(self) -> list[tuple[str, int]]:
+        """List the split's videos as `(path relative to root, label)`; set `self.class_names`."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def layout_error(self, problem: str) -> ZooError:
+        where = f" Download: {self.download}." if self.download else ""
+        return ZooError(f"{problem}. {self.registry_key} expects {self.layout}.{where}")
+
+    # ------------------------------------------------------------------------------------------------- building
+    def _require_root(self) -> Path:
+        if not self.config.root:
+            raise self.layout_error("no dataset root given (--data-root DIR or data.root)")
+        root = Path(self.config.root).expanduser()
+        if not root.is_dir():
+            raise self.layout_error(f"dataset root {root} does not exist")
+        return root
+
+    def _count(self) -> dict[str, int]:
+        problems = Counter(
+            "missing" if e.problem == "missing" else "unreadable" for e in self.entries if e.problem is not None
+        )
+        found = len(self.entries) - problems["missing"]
+        too_short = sum(1 for e in self.entries if e.meta is not None and e.meta.frames < self.span)
+        return {"listed": len(self.entries), "found": found, "missing": problems["missing"],
+                "unreadable": problems["unreadable"], "too_short": too_short, "usable": len(self.records)}
+
+    def _check(self) -> None:
+        c = self.counts
+        log.info("%s %s: %s", self.registry_key, self.config.split, ", ".join(f"{k} {v}" for k, v in c.items()))
+        if c["too_short"]:
+            log.warning("%s: skipped %d videos shorter than one clip (%d frames = %d x stride %d)",
+                        self.registry_key, c["too_short"], self.span, self.config.frames, self.config.frame_stride)
+        for e in self.entries:
+            if e.problem is not None and e.problem != "missing":
+                log.warning("%s: %s", self.registry_key, e.problem)
+        if c["missing"]:
+            first = next(e.path for e in self.entries if e.problem == "missing")
+            log.warning("%s: %d listed videos are missing under %s (first: %s)",
+                        self.registry_key, c["missing"], self.root, first)
+        bad = c["unreadable"] + (c["missing"] if self.missing_is_bad else 0)
+        if c["listed"] and bad > self.config.max_bad_fraction * c["listed"]:
+            raise ZooError(
+                f"{bad} of {c['listed']} {self.registry_key} videos are missing or unreadable (more than "
+                f"data.max_bad_fraction={self.config.max_bad_fraction}); check the copy with `zoo data check`"
+            )
+        if not self.records:
+            summary = ", ".join(f"{k} {v}" for k, v in c.items())
+            raise self.layout_error(f"no usable videos under {self.root} ({summary})")
+        if self._prepared is not None:
+            missing = self._prepared.missing([r.path for r in self.records])
+            if missing:
+                raise ZooError(f"prepared dataset {self.config.prepared} lacks {len(missing)} videos of this split "
+                               f"(first: {missing[0]}); prepare with --split all or this split")
+
+    # --------------------------------------------------------------------------------------------- clip sampling
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def num_starts(self, index: int) -> int:
+        return self.records[index].meta.frames - self.span + 1
+
+    def label_of(self, index: int) -> int:
+        return self.records[index].label
+
+    def item_name(self, index: int) -> str:
+        return self.records[index].path
+
+    def start_of(self, index: int, draw: int | None) -> int:
+        """Clip start of item `index`: drawn from `(seed, draw)` for training keys, from `(seed, index)` otherwise."""
+        seed = [self.config.seed, 0, draw] if draw is not None else [self.config.seed, 1, index]
+        return int(np.random.default_rng(seed).integers(self.num_starts(index)))
+
+    def frame_ids(self, start: int) -> list[int]:
+        return [start + k * self.config.frame_stride for k in range(self.config.frames)]
+
+    # ------------------------------------------------------------------------------------------------- decoding
+    def read_clip(self, index: int, start: int) -> torch.Tensor:
+        """Decode (or read prepared) and resize one clip without replacement: uint8 `[T, R, R, 3]`.
+
+        Raises:
+            DecodeError: the file cannot give these frames.
+        """
+        record, c = self.records[index], self.config
+        ids = self.frame_ids(start)
+        if self._prepared is not None:
+            return torch.from_numpy(self._prepared.read(record.path, ids))
+        frames = read_frames(str(self.root / record.path), ids, record.meta, c.decoder, c.decode_threads)
+        return resize_frames(frames, c.resolution, c.resize)
+
+    def _clip(self, index: int, start: int, draw: int | None) -> tuple[int, torch.Tensor]:
+        """The clip at (index, start), or a deterministic replacement if that video fails; returns (index, pixels)."""
+        original = index
+        for attempt in range(MAX_REPLACEMENTS):
+            path = self.records[index].path
+            if path not in self.failures:
+                try:
+                    return index, self.read_clip(index, start)
+                except DecodeError as e:
+                    self._record_failure(path, str(e))
+            index = int(np.random.default_rng([self.config.seed, 2, original, attempt]).integers(len(self)))
+            start = self.start_of(index, draw)
+        raise ZooError(f"{self.registry_key}: {MAX_REPLACEMENTS} replacement videos in a row failed to decode "
+                       f"(last: {self.records[index].path}); run `zoo data check`")
+
+    def _record_failure(self, path: str, reason: str) -> None:
+        self.failures[path] = reason
+        log.warning("%s: cannot decode %s, replacing its clips (%s)", self.registry_key, path, reason)
+        if self.failure_log:
+            line = json.dumps({"path": path, "reason": reason}) + "\n"
+            fd = os.open(self.failure_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line.encode())  # one O_APPEND write: lines from concurrent workers do not interleave
+            finally:
+                os.close(fd)
+        c = self.counts
+        bad = len(self.failures) + c["unreadable"] + (c["missing"] if self.missing_is_bad else 0)
+        if bad > self.config.max_bad_fraction * max(c["listed"], 1):
+            raise ZooError(f"{bad} of {c['listed']} {self.registry_key} videos are unreadable (more than "
+                           f"data.max_bad_fraction={self.config.max_bad_fraction}); last: {path}: {reason}; "
+                           "run `zoo data check`")
+
+    def pixels(self, key: ItemKey) -> torch.Tensor:
+        index, draw = self.split_key(key)
+        if not 0 <= index < len(self):
+            raise IndexError(f"{self.registry_key} index {index} out of range [0, {len(self)})")
+        return self._clip(index, self.start_of(index, draw), draw)[1]
+
+    def pixels_at(self, index: int, start: int) -> torch.Tensor:
+        if not 0 <= start < self.num_starts(index):
+            raise IndexError(f"clip start {start} outside [0, {self.num_starts(index)}) for {self.item_name(index)}")
+        return self._clip(index, start, None)[1]
+
+    def __getitem__(self, key: ItemKey) -> dict[str, torch.Tensor]:
+        index, draw = self.split_key(key)
+        if not 0 <= index < len(self):
+            raise IndexError(f"{self.registry_key} index {index} out of range [0, {len(self)})")
+        used, pixels = self._clip(index, self.start_of(index, draw), draw)
+        return {"video": from_uint8(pixels), "label": torch.tensor(self.records[used].label, dtype=torch.long)}
+
+
+def read_failure_log(path: str | Path) -> dict[str, str]:
+    """Distinct failed videos recorded in a failure log: path -> reason."""
+    failures: dict[str, str] = {}
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.strip():
+                item = json.loads(line)
+                failures.setdefault(item["path"], item["reason"])
+    except (OSError, ValueError):
+        pass
+    return failures

@@ -1,0 +1,165 @@
+"""Reading video files: container metadata (PyAV), exact frames by index (decord, PyAV fallback).
+
+Decoders follow notes/data_loading.md Sec. 4.3: a decord `VideoReader` is created inside the calling process (so in
+each DataLoader worker, never before the fork, decord #294), reads only the requested frames with `get_batch`, and
+is dropped straight away (its buffers grow otherwise, decord #197). Files decord cannot open go to PyAV.
+
+Stream choice is deliberate and decoder-independent: `probe` picks the video stream with the most pixels (ties: the
+first), or the n-th video stream when `video_stream` is set. decord 0.6 has no stream argument (it takes FFmpeg's
+"best" stream), so files with more than one video stream are always read by PyAV with the chosen stream.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+DECODERS = ("auto", "decord", "pyav")
+
+
+class DecodeError(RuntimeError):
+    """A video could not be read (missing, empty, corrupt, unsupported codec, fewer frames than indexed)."""
+
+
+@dataclass(frozen=True)
+class VideoMeta:
+    """Container metadata of one file's chosen video stream."""
+
+    frames: int  # frame count (from the container, or counted packets when the container does not say)
+    fps: float  # average frame rate
+    width: int
+    height: int
+    stream: int  # container stream index of the chosen video stream
+    video_streams: int  # how many video streams the file has
+
+
+def probe(path: str, video_stream: int | None = None) -> VideoMeta:
+    """Read container metadata only (no decoding) and choose the video stream.
+
+    Args:
+        path: video file.
+        video_stream: n-th video stream (0-based), or None for the one with the most pixels.
+
+    Raises:
+        DecodeError: unreadable container, no video stream, or no frames.
+    """
+    import av
+
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            streams = list(container.streams.video)
+            if not streams:
+                raise DecodeError(f"{path}: no video stream")
+            if video_stream is None:
+                chosen = max(streams, key=lambda s: (s.codec_context.width * s.codec_context.height, -s.index))
+            elif video_stream < len(streams):
+                chosen = streams[video_stream]
+            else:
+                raise DecodeError(f"{path}: has {len(streams)} video streams, data.video_stream={video_stream}")
+            frames = int(chosen.frames or 0)
+            if frames <= 0:  # e.g. Matroska stores no count: count packets (demux only, no decoding)
+                frames = sum(1 for p in container.demux(chosen) if p.size > 0)
+            rate = chosen.average_rate or chosen.guessed_rate or 0
+            meta = VideoMeta(frames, float(rate), chosen.codec_context.width, chosen.codec_context.height,
+                             chosen.index, len(streams))
+    except DecodeError:
+        raise
+    except Exception as e:  # PyAV raises many types (InvalidDataError, OSError, ...)
+        raise DecodeError(f"{path}: {type(e).__name__}: {e}") from None
+    if meta.frames <= 0 or meta.width <= 0 or meta.height <= 0:
+        raise DecodeError(f"{path}: no decodable frames ({meta})")
+    return meta
+
+
+def read_frames(path: str, indices: list[int], meta: VideoMeta, decoder: str = "auto", threads: int = 1) -> np.ndarray:
+    """Decode exactly the frames `indices` (presentation order, 0-based) of the chosen stream.
+
+    Args:
+        path: video file.
+        indices: non-decreasing frame numbers, all < meta.frames.
+        meta: the file's `probe` result (chooses the stream, checks the size).
+        decoder: auto (decord, then PyAV) | decord | pyav.
+        threads: decoder threads.
+
+    Returns:
+        uint8 `[T, H, W, 3]` RGB, T = len(indices).
+
+    Raises:
+        DecodeError: when no decoder returns the requested frames.
+    """
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    use_decord = decoder == "decord" or (decoder == "auto" and meta.video_streams == 1 and path not in _DECORD_FAILED)
+    if use_decord:
+        try:
+            return _check(_read_decord(path, indices, threads), indices, meta, path)
+        except Exception as e:
+            if decoder == "decord":
+                raise DecodeError(f"{path}: decord: {e}") from None
+            _DECORD_FAILED.add(path)
+            log.info("decord cannot read %s (%s); using PyAV for it", path, e)
+    try:
+        return _check(_read_pyav(path, indices, meta, threads), indices, meta, path)
+    except DecodeError:
+        raise
+    except Exception as e:
+        raise DecodeError(f"{path}: PyAV: {type(e).__name__}: {e}") from None
+
+
+_DECORD_FAILED: set[str] = set()  # per process: files decord failed on, read by PyAV from then on
+
+
+def _check(frames: np.ndarray, indices: list[int], meta: VideoMeta, path: str) -> np.ndarray:
+    expected = (len(indices), meta.height, meta.width, 3)
+    if frames.shape != expected:
+        raise DecodeError(f"{path}: decoded {frames.shape}, expected {expected}")
+    return frames
+
+
+def _read_decord(path: str, indices: list[int], threads: int) -> np.ndarray:
+    import decord
+
+    reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=threads)
+    try:
+        if indices and indices[-1] >= len(reader):
+            raise DecodeError(f"{path}: frame {indices[-1]} requested, decord sees {len(reader)} frames")
+        return reader.get_batch(list(indices)).asnumpy()
+    finally:
+        reader.seek(0)  # releases decoded buffers held after get_batch (decord #197)
+        del reader
+
+
+def _read_pyav(path: str, indices: list[int], meta: VideoMeta, threads: int) -> np.ndarray:
+    import av
+
+    wanted: dict[int, int] = {}
+    for k, i in enumerate(indices):
+        wanted.setdefault(i, k)
+    out: list[np.ndarray | None] = [None] * len(indices)
+    last = max(indices) if indices else -1
+    with av.open(path) as container:
+        stream = container.streams[meta.stream]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
+        for n, frame in enumerate(container.decode(stream)):
+            if n in wanted:
+                out[wanted[n]] = frame.to_ndarray(format="rgb24")
+            if n >= last:
+                break
+    for k, i in enumerate(indices):
+        if out[k] is None:
+            first = wanted[i]
+            if out[first] is None:
+                raise DecodeError(f"{path}: frame {i} requested, the stream ended before it")
+            out[k] = out[first]  # repeated index (stride 0 never happens, but be exact)
+    return np.stack(out) if out else np.zeros((0, meta.height, meta.width, 3), np.uint8)
+
+
+def iter_all_frames(path: str, meta: VideoMeta, decoder: str = "auto", threads: int = 1, chunk: int = 64):
+    """Yield every frame of the chosen stream in chunks: uint8 `[<=chunk, H, W, 3]`, through the same decoder
+    choice as `read_frames` (so prepared frames equal streamed ones)."""
+    for begin in range(0, meta.frames, chunk):
+        yield read_frames(path, list(range(begin, min(begin + chunk, meta.frames))), meta, decoder, threads)
