@@ -1,6 +1,7 @@
 """The zoo's models. Every model module is imported here, so the zoo is listed in one place."""
 
 from zoo.models import mocogan  # noqa: F401
+from zoo.models import videogpt  # noqa: F401
 from zoo.models.base import VideoGenerativeModel, VideoSpec, load_model
 
 __all__ = ["VideoGenerativeModel", "VideoSpec", "load_model"]
