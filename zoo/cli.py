@@ -129,6 +129,9 @@ def _add_data(sub) -> None:
     synth.add_argument("--fps", type=float, default=25.0)
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(run=_run_data_synth)
+    from zoo.datasets.commands import add_data_tools
+
+    add_data_tools(tools)
 
 
 def _run_data_synth(args) -> None:

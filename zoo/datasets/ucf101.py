@@ -78,7 +78,7 @@ class UCF101(ClipDataset):
     """UCF-101 clips; see the module docstring."""
 
     layout = (f"<root>/<Class>/v_<Class>_gXX_cYY.avi and the split lists {SPLIT_DIR}/{{classInd.txt, "
-              "trainlist0{1,2,3}.txt, testlist0{1,2,3}.txt}} in <root>, beside <root>, or at data.split_dir")
+              "trainlist0{1,2,3}.txt, testlist0{1,2,3}.txt} in <root>, beside <root>, or at data.split_dir")
     download = ("UCF101.rar and UCF101TrainTestSplits-RecognitionTask.zip from "
                 "https://www.crcv.ucf.edu/data/UCF101.php")
 
