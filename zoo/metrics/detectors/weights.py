@@ -1,0 +1,258 @@
+"""The one table of detector weights: where each file comes from, its checksum, the cache, `zoo weights fetch`.
+
+Files live in `$ZOO_CACHE/weights/` (default `~/.cache/zoo/weights/`) and are downloaded on first use, like
+torch-fidelity does. No upstream project publishes a SHA-256 for these files, so a checksum is pinned in `WEIGHTS`
+where we know one; otherwise the SHA-256 is recorded (in `sha256.json` next to the files) the first time a
+downloaded file passes its structural check (it loads and has the expected tensors), and every later load must match
+the pinned or recorded value. A mismatch is an error, never a silent re-download. Without network and without a
+cached file, the error names the file, its URL and the command that fetches it; weights are never random.
+
+`--detector-weights PATH` uses another file (a copy on a cluster without network, a converted file): its SHA-256 goes
+into every result, and `verified` says whether it equals the table's checksum, so the leaderboard can tell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from zoo.errors import ZooError
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    name: str  # key in WEIGHTS, used by `zoo weights fetch NAME` and `--detector`
+    filename: str  # file name in the cache
+    urls: tuple[str, ...]  # tried in order
+    sha256: str | None  # pinned checksum; None = recorded on first verified download
+    format: str  # torchscript | state_dict | chainer_npz | mean_npz
+    description: str
+
+
+WEIGHTS: dict[str, WeightsFile] = {
+    w.name: w
+    for w in (
+        WeightsFile(
+            "i3d_torchscript", "i3d_torchscript.pt",
+            ("https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",), None, "torchscript",
+            "StyleGAN-V's TorchScript port of TF-Hub i3d-kinetics-400/1 (FVD, StyleGAN-V presets)",
+        ),
+        WeightsFile(
+            "i3d_pretrained_400", "i3d_pretrained_400.pt",
+            ("https://huggingface.co/spaces/LanguageBind/Open-Sora-Plan-v1.0.0/resolve/"
+             "810fa8c4bdb3a4c8eec9bd57375c29bde6fb46de/opensora/eval/fvd/videogpt/i3d_pretrained_400.pt",
+             "https://drive.google.com/uc?export=download&id=1mQK8KD8G6UWRa5t87SRMm5PVXtlpneJT"),
+            None, "state_dict",
+            "VideoGPT's conversion of TF-Hub i3d-kinetics-400/1, pytorch-i3d naming (run with BN eps 1e-3 here)",
+        ),
+        WeightsFile(
+            "c3d_ucf101_torchscript", "c3d_ucf101.pt",
+            ("https://www.dropbox.com/s/jxpu7avzdc9n97q/c3d_ucf101.pt?dl=1",), None, "torchscript",
+            "StyleGAN-V's TorchScript port of TGANv2's UCF-101 C3D (isv2048_ucf)",
+        ),
+        WeightsFile(
+            "c3d_ucf101_npz", "conv3d_deepnetA_ucf.npz",
+            ("https://github.com/rezoo/tgan2/releases/download/v1.0/conv3d_deepnetA_ucf.npz",), None, "chainer_npz",
+            "TGANv2's Chainer export of the UCF-101 fine-tuned C3D (is2048_ucf)",
+        ),
+        WeightsFile(
+            "c3d_mean", "mean2.npz",
+            ("https://github.com/rezoo/tgan2/releases/download/v1.0/mean2.npz",), None, "mean_npz",
+            "Sports-1M mean clip subtracted before the C3D (with c3d_ucf101_npz)",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    name: str
+    path: Path
+    sha256: str
+    verified: bool  # equals the pinned or recorded checksum of the official file
+
+
+def cache_dir() -> Path:
+    """`$ZOO_CACHE` (default `~/.cache/zoo`)."""
+    return Path(os.environ.get("ZOO_CACHE") or Path.home() / ".cache" / "zoo")
+
+
+def weights_dir() -> Path:
+    return cache_dir() / "weights"
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _records_path() -> Path:
+    return weights_dir() / "sha256.json"
+
+
+def recorded_sha256(entry: WeightsFile) -> str | None:
+    """The pinned checksum, else the one recorded at the first verified download, else None."""
+    if entry.sha256:
+        return entry.sha256
+    path = _records_path()
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text()).get(entry.filename)
+    except json.JSONDecodeError:
+        raise ZooError(f"{path} is corrupt; delete it and re-fetch the weights with `zoo weights fetch`") from None
+
+
+def _record(entry: WeightsFile, sha: str) -> None:
+    path = _records_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        records = json.loads(path.read_text()) if path.is_file() else {}
+        records[entry.filename] = sha
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(records, indent=1, sort_keys=True))
+        tmp.replace(path)
+
+
+def check_structure(entry: WeightsFile, path: Path) -> None:
+    """Raise `ZooError` unless `path` loads as the expected kind of file (the check before a checksum is recorded)."""
+    from zoo.metrics.detectors import load_i3d
+
+    try:
+        if entry.format == "torchscript":
+            import torch
+
+            torch.jit.load(str(path), map_location="cpu")
+        elif entry.format == "state_dict":
+            load_i3d(path)
+        elif entry.format == "chainer_npz":
+            import numpy as np
+
+            with np.load(path) as npz:
+                if not any(k.strip("/").endswith("fc8/W") for k in npz.files):
+                    raise ZooError(f"{path} has no fc8/W array")
+        elif entry.format == "mean_npz":
+            import numpy as np
+
+            with np.load(path) as npz:
+                if "mean" not in npz.files:
+                    raise ZooError(f"{path} has no 'mean' array")
+    except ZooError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any failure to load means the file is not what the table says
+        raise ZooError(f"{path} is not a valid {entry.format} file for {entry.name}: {e}") from None
+
+
+def _missing_message(entry: WeightsFile, path: Path, reason: str) -> str:
+    return (f"detector weights {entry.filename} are not in {path.parent} and could not be downloaded ({reason}); "
+            f"run `zoo weights fetch {entry.name}` where there is network (URL: {entry.urls[0]}), "
+            f"copy the file to {path}, or pass --detector-weights PATH")
+
+
+def download(entry: WeightsFile, timeout: float = 60.0) -> Path:
+    """Download `entry` into the cache, check its checksum and structure, record its SHA-256; return the path."""
+    path = weights_dir() / entry.filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("ZOO_OFFLINE"):
+        raise ZooError(_missing_message(entry, path, "ZOO_OFFLINE is set"))
+    errors = []
+    for url in entry.urls:
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=entry.filename + ".", suffix=".part")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+                shutil.copyfileobj(response, out)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            errors.append(f"{url}: {e}")
+            continue
+        sha = sha256_of(tmp)
+        expected = recorded_sha256(entry)
+        if expected and sha != expected:
+            tmp.unlink(missing_ok=True)
+            raise ZooError(f"download of {entry.filename} from {url} has SHA-256 {sha}, expected {expected}; "
+                           "the file changed upstream or the transfer was corrupted")
+        try:
+            check_structure(entry, tmp)
+        except ZooError:
+            tmp.unlink(missing_ok=True)
+            raise
+        tmp.replace(path)
+        if not expected:
+            _record(entry, sha)
+        return path
+    raise ZooError(_missing_message(entry, path, "; ".join(errors) or "no URL"))
+
+
+def resolve(name: str, override: str | Path | None = None, fetch: bool = True) -> ResolvedWeights:
+    """Find (downloading on first use) the weights file `name` and check its checksum.
+
+    Args:
+        name: key of `WEIGHTS`.
+        override: a file to use instead (`--detector-weights`); must exist.
+        fetch: download when not cached.
+
+    Returns:
+        The path, its SHA-256 and whether it is the verified official file.
+    """
+    if name not in WEIGHTS:
+        raise ZooError(f"unknown detector weights {name!r}; valid: {', '.join(WEIGHTS)}")
+    entry = WEIGHTS[name]
+    if override is not None:
+        path = Path(override)
+        if not path.is_file():
+            raise ZooError(f"--detector-weights {path} does not exist")
+        sha = sha256_of(path)
+        return ResolvedWeights(name, path, sha, sha == recorded_sha256(entry))
+    path = weights_dir() / entry.filename
+    if not path.is_file():
+        if not fetch:
+            raise ZooError(_missing_message(entry, path, "not fetched"))
+        download(entry)
+    sha = sha256_of(path)
+    expected = recorded_sha256(entry)
+    if expected is None:  # placed by hand: check it is the right kind of file, then pin it
+        check_structure(entry, path)
+        _record(entry, sha)
+    elif sha != expected:
+        raise ZooError(f"{path} has SHA-256 {sha} but {name} must be {expected}: the file is corrupt or replaced; "
+                       f"delete it and run `zoo weights fetch {name}`")
+    return ResolvedWeights(name, path, sha, True)
+
+
+# -- `zoo weights` ------------------------------------------------------------------------------------------------
+
+
+def add_weights_parser(sub) -> None:
+    p = sub.add_parser("weights", help="detector weights: list, fetch ahead of time (for nodes without network)")
+    tools = p.add_subparsers(dest="tool", required=True)
+    fetch = tools.add_parser("fetch", help="download and checksum detector weights into $ZOO_CACHE/weights")
+    fetch.add_argument("names", nargs="+", metavar="NAME", help=f"one of: {', '.join(WEIGHTS)}, or 'all'")
+    fetch.set_defaults(run=_run_fetch)
+    show = tools.add_parser("list", help="the weights table and what is cached")
+    show.set_defaults(run=_run_list)
+
+
+def _run_fetch(args) -> None:
+    names = list(WEIGHTS) if "all" in args.names else args.names
+    for name in names:
+        got = resolve(name)
+        print(f"{name}: {got.path} sha256={got.sha256}")
+
+
+def _run_list(args) -> None:
+    for entry in WEIGHTS.values():
+        path = weights_dir() / entry.filename
+        state = "cached" if path.is_file() else "not cached"
+        print(f"{entry.name:<24} {state:<11} {entry.description}\n{'':<24} {entry.urls[0]}")

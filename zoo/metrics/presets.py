@@ -1,0 +1,63 @@
+"""Protocol presets, named like StyleGAN-V's metrics: each a documented set of (samples, frames, stride, detector,
+resize mode, aspect policy, covariance / split convention). Registered in METRICS, so `zoo list metrics` shows them
+and `zoo eval --metric fvd2048_16f` means `--metric fvd --preset fvd2048_16f`.
+
+The resolution is the dataset's (StyleGAN-V feeds clips at dataset resolution and resizes inside the detector); it
+goes into the protocol record with everything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from zoo.registry import register_metric
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    metric: str  # fvd | kvd | is
+    num_real: int  # real clips (0: the metric uses none)
+    num_fake: int  # generated videos
+    frames: int  # frames per clip fed to the detector
+    frame_stride: int  # source frames between clip frames (real: dataset stride; generated: every n-th frame)
+    detector: str  # zoo.metrics.detectors.DETECTOR_WEIGHTS key
+    resize: str = "torch_bilinear"  # zoo.metrics.preprocess.RESIZE_MODES (I3D only)
+    aspect: str = "stretch"  # stretch | short_side_crop (I3D only)
+    covariance: str = "unbiased"  # FVD: unbiased (N-1) | biased (N)
+    splits: int = 1  # IS splits per sample set
+    repeats: int = 1  # IS: independent sample sets (TGANv2 loops)
+    is_convention: str = "tgan2"  # IS: tgan2 | stylegan_v
+    description: str = ""
+
+    def protocol(self) -> dict:
+        d = asdict(self)
+        d.pop("description")
+        return d
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset("fvd2048_16f", "fvd", 2048, 2048, 16, 1, "i3d_torchscript", covariance="biased",
+               description="StyleGAN-V: 2048 real / 2048 fake, 16 consecutive frames, /N covariance"),
+        Preset("fvd2048_128f", "fvd", 2048, 2048, 128, 1, "i3d_torchscript", covariance="biased",
+               description="StyleGAN-V: 128 consecutive frames"),
+        Preset("fvd2048_128f_subsample8f", "fvd", 2048, 2048, 16, 8, "i3d_torchscript", covariance="biased",
+               description="StyleGAN-V: 16 frames at stride 8 spanning 128"),
+        Preset("fvd2048_16f_tf", "fvd", 2048, 2048, 16, 1, "i3d_pretrained_400", resize="tf_legacy_bilinear",
+               description="TF FVD conventions: TF1 legacy bilinear stretch to 224, /(N-1) covariance"),
+        Preset("fvd256_16f_videogpt", "fvd", 256, 256, 16, 1, "i3d_pretrained_400", aspect="short_side_crop",
+               description="VideoGPT (BAIR) sizes: 256/256, short-side resize + centre crop (BN eps stays 1e-3)"),
+        Preset("kvd2048_16f", "kvd", 2048, 2048, 16, 1, "i3d_torchscript",
+               description="KVD on the fvd2048_16f features: unbiased poly-MMD^2, full sets (+ TF-GAN blocks)"),
+        Preset("isv2048_ucf", "is", 0, 2048, 16, 1, "c3d_ucf101_torchscript", splits=10, is_convention="stylegan_v",
+               description="StyleGAN-V: 2048 fake, TorchScript C3D, 10 splits after RandomState(42) shuffle"),
+        Preset("is2048_ucf", "is", 0, 2048 * 10, 16, 1, "c3d_ucf101_npz", repeats=10,
+               description="TGANv2: 10 loops x 2048 fake, Chainer-npz C3D, 1 split each, mean +- std over loops"),
+    )
+}
+DEFAULT_PRESET = {"fvd": "fvd2048_16f", "kvd": "kvd2048_16f", "is": "is2048_ucf"}
+
+for _preset in PRESETS.values():
+    register_metric(_preset.name, description=f"[{_preset.metric} preset] {_preset.description}")(_preset)
