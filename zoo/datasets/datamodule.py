@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
@@ -12,6 +15,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from zoo.config import DataConfig
 from zoo.datasets import build_dataset
 from zoo.datasets.base import ItemKey, VideoDataset
+from zoo.datasets.cliplist import ClipList, ClipListDataset, make_clip_list
+from zoo.datasets.clips import read_failure_log
+from zoo.errors import ZooError
+
+log = logging.getLogger(__name__)
 
 
 class ResumableSampler(Sampler[tuple[int, int]]):
@@ -39,10 +47,12 @@ class ResumableSampler(Sampler[tuple[int, int]]):
         rank: int = 0,
         world_size: int = 1,
         progress: Callable[[], tuple[int, int]] | None = None,
+        on_epoch_end: Callable[[int], None] | None = None,
     ):
         self.length, self.batch_size, self.seed = length, batch_size, seed
         self.rank, self.world_size = rank, world_size
         self.progress = progress or (lambda: (0, 0))
+        self.on_epoch_end = on_epoch_end
         self.batches_per_epoch = length // (batch_size * world_size)
         if self.batches_per_epoch == 0:
             raise ValueError(
@@ -60,6 +70,8 @@ class ResumableSampler(Sampler[tuple[int, int]]):
         for k in range(consumed * self.batch_size, per_epoch):
             position = k * self.world_size + self.rank
             yield int(order[position]), base + position
+        if self.on_epoch_end is not None:  # runs when the loader has drawn the epoch's last index
+            self.on_epoch_end(epoch)
 
 
 class WithImageFrames(Dataset):
@@ -95,17 +107,51 @@ class VideoDataModule(pl.LightningDataModule):
         seed: data-order seed (the experiment seed).
     """
 
-    def __init__(self, config: DataConfig, batch_size: int, seed: int = 0):
+    def __init__(self, config: DataConfig, batch_size: int, seed: int = 0, clip_list: ClipList | str | None = None,
+                 eval_clips: int = 2048):
         super().__init__()
         self.config, self.batch_size, self.seed = config, batch_size, seed
+        self._clip_list = ClipList.load(clip_list) if isinstance(clip_list, (str, Path)) else clip_list
+        self.eval_clips = eval_clips
         self._dataset: VideoDataset | None = None
+        # decode failures in any worker land here (one O_APPEND line each), reported at the end of every epoch
+        self.failure_log = str(Path(tempfile.mkdtemp(prefix="zoo-data-")) / "failures.jsonl")
+        self.reported_failures: dict[str, str] = {}
 
     @property
     def dataset(self) -> VideoDataset:
         """The training dataset (built on first use; building is cheap, readers open lazily in workers)."""
         if self._dataset is None:
             self._dataset = build_dataset(self.config.name, self.config)
+            if hasattr(self._dataset, "failure_log"):
+                self._dataset.failure_log = self.failure_log
         return self._dataset
+
+    @property
+    def clip_list(self) -> ClipList:
+        """The evaluation clips: the given list, or `eval_clips` drawn with the data seed."""
+        if self._clip_list is None:
+            self._clip_list = make_clip_list(self.dataset, min(self.eval_clips, len(self.dataset)), self.config.seed)
+        return self._clip_list
+
+    def report_failures(self, epoch: int = -1) -> dict[str, str]:
+        """Log the videos that failed to decode so far (all workers) and return them: path -> reason."""
+        failures = read_failure_log(self.failure_log)
+        new = {k: v for k, v in failures.items() if k not in self.reported_failures}
+        if new:
+            log.warning("data epoch %d: %d videos failed to decode and were replaced (%d in total); first: %s",
+                        epoch, len(new), len(failures), next(iter(new)))
+        self.reported_failures = failures
+        total = len(self.dataset)
+        if failures and len(failures) > self.config.max_bad_fraction * max(total, 1):
+            raise ZooError(f"{len(failures)} of {total} videos failed to decode (more than data.max_bad_fraction="
+                           f"{self.config.max_bad_fraction}); run `zoo data check --decode`")
+        return failures
+
+    def _loader_options(self) -> dict:
+        workers = self.config.num_workers
+        return {"num_workers": workers, "pin_memory": torch.cuda.is_available(),
+                "persistent_workers": workers > 0}
 
     @property
     def num_classes(self) -> int:
@@ -125,17 +171,23 @@ class VideoDataModule(pl.LightningDataModule):
         dataset: Dataset = self.dataset
         if self.config.extra_frames > 0:
             dataset = WithImageFrames(self.dataset, self.config.extra_frames, self.seed)
-        sampler = ResumableSampler(len(self.dataset), self.batch_size, self.seed, rank, world, self._progress)
-        workers = self.config.num_workers
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=workers,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=False,  # the sampler re-reads progress each epoch; workers are cheap to start
-            drop_last=True,
-        )
+        sampler = ResumableSampler(len(self.dataset), self.batch_size, self.seed, rank, world, self._progress,
+                                   on_epoch_end=self.report_failures)
+        # persistent workers are safe: the sampler lives in the main process and re-reads progress each epoch
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True,
+                          **self._loader_options())
+
+    def eval_dataloader(self, batch_size: int | None = None, rank: int | None = None,
+                        world_size: int | None = None) -> DataLoader:
+        """This rank's share of the evaluation clip list, in list order (`cliplist.partition`: every clip once
+        across ranks, none twice). Items: `pixels` uint8 [T, H, W, C], `video`, `label`, `position`."""
+        if rank is None or world_size is None:
+            rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        dataset = ClipListDataset(self.dataset, self.clip_list, rank, world_size)
+        options = self._loader_options()
+        options["persistent_workers"] = False  # evaluation runs once
+        return DataLoader(dataset, batch_size=batch_size or self.batch_size, shuffle=False, drop_last=False,
+                          **options)
 
     def real_batch(self, n: int) -> dict[str, torch.Tensor]:
         """The first `n` evaluation clips, stacked (for sample grids)."""
