@@ -154,6 +154,11 @@ def _check_value(value: Any, annotation: Any, where: str) -> Any:
             raise ZooError(f"{where}: expected an integer, got {value!r}")
         return value
     if annotation is float:
+        if isinstance(value, str):  # PyYAML (YAML 1.1) reads `1e-4` as a string: accept numeric strings
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ZooError(f"{where}: expected a number, got {value!r}")
         return float(value)

@@ -1,0 +1,82 @@
+import torch
+import torch.nn.functional as F
+
+from zoo.datasets import build_dataset
+from zoo.datasets.shapes import MOTIONS, SHAPES, render_clip
+
+
+def test_deterministic_per_seed_and_index():
+    a = build_dataset("shapes", frames=6, resolution=32)
+    b = build_dataset("shapes", frames=6, resolution=32)
+    assert torch.equal(a[3]["video"], b[3]["video"])
+    assert not torch.equal(a[3]["video"], a[4]["video"])
+    other_seed = build_dataset("shapes", frames=6, resolution=32, seed=1)
+    assert not torch.equal(a[3]["video"], other_seed[3]["video"])
+    assert torch.equal(a[(3, 11)]["video"], b[(3, 11)]["video"]), "training draws are deterministic too"
+
+
+def test_item_contract_any_size():
+    for frames, resolution, stride in [(16, 64, 1), (5, 24, 3), (1, 16, 1)]:
+        item = build_dataset("shapes", frames=frames, resolution=resolution, frame_stride=stride)[0]
+        assert item["video"].shape == (3, frames, resolution, resolution)
+        assert item["video"].min() >= -1 and item["video"].max() <= 1
+        assert item["label"].dtype == torch.long and 0 <= item["label"] < len(SHAPES) * len(MOTIONS)
+        assert item["segmentation"].shape == (frames, resolution, resolution)
+        assert item["flow"].shape == (2, frames - 1, resolution, resolution)
+
+
+def test_every_class_occurs():
+    dataset = build_dataset("shapes", frames=2, resolution=16)
+    labels = {int(dataset[i]["label"]) for i in range(200)}
+    assert labels == set(range(9))
+
+
+def test_segmentation_matches_label_and_pixels():
+    dataset = build_dataset("shapes", frames=4, resolution=48)
+    for i in range(12):
+        item = dataset[i]
+        shape = int(item["label"]) // len(MOTIONS)
+        seg = item["segmentation"]
+        assert set(seg.unique().tolist()) == {0, 1 + shape}
+        near_shape = F.max_pool2d((seg[0] > 0).float()[None, None], 5, 1, 2)[0, 0] > 0  # skip anti-aliased edge
+        background = item["video"][:, 0][:, ~near_shape]
+        assert background.std(dim=-1).max() < 1e-6, "background colour is uniform"
+        shape_pixels = item["video"][:, 0][:, seg[0] > 0]
+        assert (shape_pixels - background[:, :1]).abs().amax(0).min() > 0.02, "shape pixels differ from background"
+
+
+def warp_back(next_frame: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Sample frame t+1 at p + flow(p): reproduces frame t where the flow is right."""
+    c, h, w = next_frame.shape
+    ys, xs = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+    grid = torch.stack([(xs + flow[0]) / w * 2 - 1, (ys + flow[1]) / h * 2 - 1], dim=-1)
+    return F.grid_sample(next_frame[None], grid[None], mode="bilinear", align_corners=False)[0]
+
+
+def test_flow_warps_each_frame_onto_the_next_where_visible():
+    resolution = 64
+    for index in range(9):
+        clip = render_clip(seed=0, index=index, frames=5, resolution=resolution, frame_stride=2)
+        video = clip["pixels"].permute(3, 0, 1, 2).float()  # c t h w
+        seg, flow = clip["segmentation"], clip["flow"]
+        for t in range(4):
+            inside = seg[t] > 0
+            # pixels whose surface point stays well inside the shape at t+1 (not near an edge, not occluded)
+            target = torch.stack(torch.meshgrid(torch.arange(resolution), torch.arange(resolution), indexing="ij"))
+            tx = (target[1] + flow[0, t]).round().long().clamp(0, resolution - 1)
+            ty = (target[0] + flow[1, t]).round().long().clamp(0, resolution - 1)
+            eroded = -F.max_pool2d(-(seg[t + 1] > 0).float()[None, None], 3, 1, 1)[0, 0] > 0
+            visible = inside & eroded[ty, tx]
+            assert visible.sum() > 5, "some pixels must be checkable"
+            warped = warp_back(video[:, t + 1], flow[:, t])
+            error = (warped - video[:, t]).abs()[:, visible].mean()
+            zero_flow_error = (video[:, t + 1] - video[:, t]).abs()[:, visible].mean()
+            assert error < 6.0, f"video {index} frame {t}: warp error {error:.1f} of 255"
+            if flow[:, t][:, visible].abs().max() > 1.5:  # the shape moved: zero flow must be clearly worse
+                assert error < 0.5 * zero_flow_error
+
+
+def test_flow_is_zero_on_background():
+    clip = render_clip(seed=0, index=1, frames=4, resolution=32)
+    background = clip["segmentation"][:-1] == 0
+    assert clip["flow"][:, background].abs().max() == 0

@@ -1,0 +1,48 @@
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from zoo.errors import ZooError
+from zoo.video_io import from_uint8, make_grid, side_by_side, to_uint8, write_video
+
+
+def test_uint8_round_trip_is_exact_on_every_value():
+    pixels = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16, 1).expand(2, 3, 16, 16, 3).contiguous()
+    assert torch.equal(to_uint8(from_uint8(pixels)), pixels)
+
+
+def test_to_uint8_range_and_rounding():
+    videos = torch.tensor([-1.0, -2.0, 0.0, 1.0, 3.0]).reshape(1, 1, 5, 1, 1)
+    assert to_uint8(videos).flatten().tolist() == [0, 0, 128, 255, 255]
+
+
+def test_wrong_layout_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"\[B, C, T, H, W\]"):
+        to_uint8(torch.zeros(3, 8, 8, 8))
+
+
+def test_grid_layout():
+    videos = torch.full((5, 3, 4, 8, 8), -1.0)
+    videos[1] = 1.0
+    grid = make_grid(videos, ncol=3, padding=2)
+    assert grid.shape == (4, 2 * 10 + 2, 3 * 10 + 2, 3)
+    assert (grid[:, 2:10, 12:20] == 255).all() and (grid[:, 2:10, 2:10] == 0).all()
+    both = side_by_side(videos[:2], videos[:2])
+    assert both.shape[0] == 4 and both.dtype == np.uint8
+
+
+def test_gif_and_mp4_are_real_files(tmp_path):
+    frames = np.zeros((6, 30, 33, 3), dtype=np.uint8)
+    frames[:, :, :, 0] = np.arange(6)[:, None, None] * 40
+    gif = write_video(frames, tmp_path / "a.gif")
+    with Image.open(gif) as image:
+        assert image.n_frames == 6 and image.size == (33, 30)
+    mp4 = write_video(frames, tmp_path / "a.mp4")
+    with av.open(str(mp4)) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(decoded) == 6
+    assert abs(int(decoded[-1][5, 5, 0]) - 200) < 8  # H.264 is lossy but close
+    with pytest.raises(ZooError, match=".gif or .mp4"):
+        write_video(frames, tmp_path / "a.avi")
