@@ -16,9 +16,10 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, TQDMProgressBar
-from pytorch_lightning.loggers import CSVLogger, Logger
+from pytorch_lightning.loggers import Logger
 
 from zoo.config import ExperimentConfig
+from zoo.csv_log import ContinuingCSVLogger
 from zoo.datasets.datamodule import VideoDataModule
 from zoo.errors import ZooError
 from zoo.models.base import VideoGenerativeModel, VideoSpec, checkpoint_meta, read_checkpoint
@@ -46,6 +47,7 @@ class TrainingProgress(Callback):
         torch.manual_seed(step_seed(self.seed, trainer.global_rank, pl_module.iteration))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        average_buffers_across_ranks(pl_module)
         pl_module.iteration += 1
         step = pl_module.iteration
         if step % self.every == 0 or step >= self.max_steps:
@@ -60,6 +62,28 @@ class TrainingProgress(Callback):
             tmp = self.dir / "last.ckpt.tmp"
             shutil.copyfile(path, tmp)
             os.replace(tmp, self.dir / "last.ckpt")
+
+
+def average_buffers_across_ranks(module: torch.nn.Module) -> None:
+    """Average floating-point buffers (BatchNorm running statistics, their EMA copies) over DDP ranks.
+
+    DDP keeps parameters identical but each rank updates running statistics from its own shard, so ranks drift
+    apart between broadcasts. One flattened all-reduce per step keeps every rank's model identical to the
+    checkpoint, on CPU (gloo) where SyncBatchNorm is unavailable as much as on GPUs.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    world = torch.distributed.get_world_size()
+    buffers = [b for b in module.buffers() if b.is_floating_point()]
+    if world == 1 or not buffers:
+        return
+    flat = torch.cat([b.detach().reshape(-1).float() for b in buffers])
+    torch.distributed.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for b in buffers:
+        b.copy_(flat[offset : offset + b.numel()].view_as(b))
+        offset += b.numel()
 
 
 class SampleGrid(Callback):
@@ -108,8 +132,8 @@ def _has_wandb_key() -> bool:
     return bool(os.environ.get("WANDB_API_KEY")) or (netrc.is_file() and "api.wandb.ai" in netrc.read_text())
 
 
-def build_loggers(config: ExperimentConfig, run_dir: Path) -> list[Logger]:
-    loggers: list[Logger] = [CSVLogger(save_dir=run_dir, name="", version="")]  # run_dir/metrics.csv, always
+def build_loggers(config: ExperimentConfig, run_dir: Path, resumed_step: int | None = None) -> list[Logger]:
+    loggers: list[Logger] = [ContinuingCSVLogger(run_dir, keep_before_step=resumed_step)]  # always written
     kind = config.train.logger
     if kind == "tensorboard":
         try:
@@ -140,6 +164,11 @@ def check_devices(accelerator: str, devices: int) -> None:
         raise ZooError(f"--devices {devices} but only {available} {kind}(s) are available here")
 
 
+def multi_gpu(train) -> bool:
+    gpu = train.accelerator in ("gpu", "cuda") or (train.accelerator == "auto" and torch.cuda.is_available())
+    return gpu and train.devices * train.num_nodes > 1
+
+
 def build_strategy(config: ExperimentConfig, model: VideoGenerativeModel):
     strategy = config.train.strategy
     if strategy in ("ddp", "ddp_spawn"):
@@ -150,8 +179,9 @@ def build_strategy(config: ExperimentConfig, model: VideoGenerativeModel):
     return strategy
 
 
-def resolve_resume(resume: str | bool | None, run_dir: Path, model_name: str) -> Path | None:
-    """The checkpoint to resume from (validated), or None for a fresh run that overwrites nothing."""
+def resolve_resume(resume: str | bool | None, run_dir: Path, model_name: str) -> tuple[Path | None, int | None]:
+    """The checkpoint to resume from (validated) and its step, or `(None, None)` for a fresh run that overwrites
+    nothing."""
     checkpoints = run_dir / "checkpoints"
     if not resume:
         is_child = os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
@@ -159,14 +189,14 @@ def resolve_resume(resume: str | bool | None, run_dir: Path, model_name: str) ->
             raise ZooError(
                 f"{run_dir} already holds checkpoints; pass --resume to continue it or --run-dir for a new run"
             )
-        return None
+        return None, None
     path = Path(resume) if isinstance(resume, str) else checkpoints / "last.ckpt"
     if not path.is_file():
         raise ZooError(f"--resume: no checkpoint at {path}; train first or pass --resume PATH")
     meta = checkpoint_meta(read_checkpoint(path), source=str(path))
     if meta["model_name"] != model_name:
         raise ZooError(f"--resume: {path} holds a {meta['model_name']!r} model, not {model_name!r}")
-    return path
+    return path, int(meta["iteration"])
 
 
 @dataclass
@@ -179,7 +209,7 @@ def fit(config: ExperimentConfig, resume: str | bool | None = None) -> FitResult
     """Train `config` (resuming from a checkpoint if asked) and return the run directory and trained model."""
     train = config.train
     run_dir = default_run_dir(config)
-    ckpt_path = resolve_resume(resume, run_dir, config.model_name)
+    ckpt_path, resumed_step = resolve_resume(resume, run_dir, config.model_name)
     check_devices(train.accelerator, train.devices)
     pl.seed_everything(train.seed, workers=True, verbose=False)
 
@@ -201,13 +231,14 @@ def fit(config: ExperimentConfig, resume: str | bool | None = None) -> FitResult
         precision=train.precision,
         max_epochs=-1,  # TrainingProgress stops at max_steps (Lightning's counts optimizer updates, not steps)
         max_steps=-1,
-        logger=build_loggers(config, run_dir),
+        logger=build_loggers(config, run_dir, resumed_step),
         callbacks=callbacks,
         log_every_n_steps=train.log_every,
         enable_checkpointing=False,  # TrainingProgress writes step and last checkpoints itself
         default_root_dir=run_dir,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # ResumableSampler shards across ranks itself
+        sync_batchnorm=multi_gpu(train),  # BatchNorm statistics over the global batch (GPU only in PyTorch)
     )
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     return FitResult(run_dir, model)
