@@ -86,7 +86,8 @@ def load_c3d_npz(weights: str | Path, mean: str | Path) -> C3D:
         for chainer_key, torch_key in (("W", "weight"), ("b", "bias")):
             key = f"{name}/{chainer_key}"
             if key not in arrays:
-                raise ZooError(f"{weights} is not TGANv2's C3D npz: no {key!r} (has {', '.join(sorted(arrays)[:6])} ...)")
+                found = ", ".join(sorted(arrays)[:6])
+                raise ZooError(f"{weights} is not TGANv2's C3D npz: no {key!r} (has {found} ...)")
             state[f"{name}.{torch_key}"] = torch.from_numpy(np.asarray(arrays[key], dtype=np.float32))
     with np.load(mean) as npz:
         if "mean" not in npz.files:

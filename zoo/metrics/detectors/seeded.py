@@ -47,8 +47,11 @@ def seeded_c3d_npz(path, mean_path) -> None:
     model = C3D()
     arrays = {}
     for name, tensor in seeded_state_dict(model, "spec").items():
+        if name == "mean":
+            continue
         layer, kind = name.rsplit(".", 1)
         scale = 1.0 if kind == "bias" else 1.0 / 0.05 * (2.0 / tensor[0].numel()) ** 0.5  # He-scaled weights
+        scale *= 1e-3 if layer == "conv1a" else 1.0  # inputs are on a 0..256 scale; keep the softmax unsaturated
         arrays[f"{layer}/{'W' if kind == 'weight' else 'b'}"] = (tensor * scale).numpy()
     np.savez(path, **arrays)
     g = torch.Generator().manual_seed(zlib.crc32(b"mean"))

@@ -1,0 +1,430 @@
+"""One evaluation path: sample (or read videos) -> uint8 -> detector features -> metric -> leaderboard row.
+
+`zoo eval` resolves each requested metric to a protocol preset, groups metrics that share detector features (FVD and
+KVD on the same I3D pass), extracts real features once per protocol fingerprint (cached), generated features in
+batches on every rank (DDP: gloo on CPU, NCCL on GPU; batch b always holds the same samples whatever the number of
+ranks), syncs the metric states, prints a table and appends leaderboard rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from zoo import __version__
+from zoo.config import DataConfig, stable_hash, update_dataclass
+from zoo.errors import ZooError
+from zoo.metrics.feature_metric import VideoFeatureMetric, as_pixels
+from zoo.metrics.presets import DEFAULT_PRESET, PRESETS, Preset
+
+METRIC_KEYS = ("fvd", "kvd", "is")
+
+
+@dataclass
+class EvalRequest:
+    """Everything `zoo eval` was asked to do (picklable: it travels to DDP worker processes)."""
+
+    metrics: list[str]  # metric keys (fvd, kvd, is) or preset names
+    ckpt: str | None = None  # checkpoint to sample from
+    fake_dir: str | None = None  # or: a folder of generated videos
+    real_dir: str | None = None  # shorthand for --data folder --data-root DIR
+    data: str | None = None  # dataset key of the real clips (default: the checkpoint's)
+    data_root: str | None = None
+    clip_list: str | None = None  # exported ClipList JSON pinning the real clips
+    preset: str | None = None  # applies to every plain metric key
+    num_samples: int | None = None  # override the preset's generated count
+    num_real: int | None = None  # override the preset's real count
+    resolution: int | None = None  # clip resolution for folders (default: the data config's)
+    covariance: str | None = None  # override FVD covariance (unbiased | biased)
+    batch_size: int = 16
+    devices: int = 1
+    device: str = "cpu"  # cpu | cuda
+    bootstrap: int = 0  # K resamples for a 95% interval (0 = off)
+    stats_only: bool = False  # only compute and cache real statistics
+    detector_weights: str | None = None
+    seed: int = 0
+    leaderboard: str | None = "leaderboard.csv"  # None = do not append
+    samples_gif: bool = True  # write the first generated videos as a GIF beside the leaderboard (HTML embeds it)
+    extractors: dict = field(default_factory=dict)  # detector key -> prebuilt extractor (tests, benchmarks; never CLI)
+
+
+@dataclass
+class EvalResult:
+    metric: str
+    preset: Preset
+    values: dict[str, float]
+    interval: tuple[float, float] | None
+    num_real: int
+    num_fake: int
+    fingerprint: str
+    detector: dict
+    stats_cache: str  # hit | miss | none
+
+
+# -- resolution of what to compute ------------------------------------------------------------------------------
+
+
+def resolve_presets(request: EvalRequest) -> list[Preset]:
+    presets = []
+    for name in request.metrics:
+        if name in PRESETS:
+            preset = PRESETS[name]
+        elif name in METRIC_KEYS:
+            preset = PRESETS[request.preset or DEFAULT_PRESET[name]]
+            if preset.metric != name and {preset.metric, name} != {"fvd", "kvd"}:
+                raise ZooError(f"--preset {preset.name} is a {preset.metric} protocol and cannot score {name}")
+            preset = dataclasses.replace(preset, metric=name)
+        else:
+            valid = f"{', '.join(METRIC_KEYS)} or a preset: {', '.join(PRESETS)}"
+            raise ZooError(f"unknown metric {name!r}; valid: {valid}")
+        changes = {}
+        if request.num_samples is not None:
+            changes["num_fake"] = request.num_samples
+        if request.num_real is not None and preset.metric != "is":
+            changes["num_real"] = request.num_real
+        if request.covariance is not None:
+            changes["covariance"] = request.covariance
+        presets.append(dataclasses.replace(preset, **changes))
+    return presets
+
+
+def _group_key(p: Preset) -> tuple:
+    return (p.detector, p.resize, p.aspect, p.frames, p.frame_stride, p.num_real, p.num_fake)
+
+
+def build_metric(preset: Preset, extractor: nn.Module) -> VideoFeatureMetric:
+    from zoo.metrics.fvd import FrechetVideoDistance, KernelVideoDistance
+    from zoo.metrics.inception_score import VideoInceptionScore
+
+    if preset.metric == "fvd":
+        return FrechetVideoDistance(extractor, covariance=preset.covariance)
+    if preset.metric == "kvd":
+        return KernelVideoDistance(extractor)
+    return VideoInceptionScore(extractor, splits=preset.splits, repeats=preset.repeats,
+                               convention=preset.is_convention)
+
+
+# -- sources of videos --------------------------------------------------------------------------------------------
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def code_version() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+        commit = out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{__version__}+{commit}" if commit else __version__
+
+
+def load_run(request: EvalRequest):
+    """`(model or None, checkpoint record)` of the request."""
+    if request.ckpt is None:
+        return None, {}
+    from zoo.models import load_model
+    from zoo.models.base import checkpoint_meta, read_checkpoint
+
+    meta = checkpoint_meta(read_checkpoint(request.ckpt), source=request.ckpt)
+    model = load_model(request.ckpt, map_location=request.device if request.device != "cuda" else "cpu")
+    return model, {**meta, "sha256": sha256_file(request.ckpt)}
+
+
+def real_data_config(request: EvalRequest, run: dict, preset: Preset) -> DataConfig:
+    base = dict((run.get("experiment") or {}).get("data") or {})
+    base.pop("name", None)
+    config = update_dataclass(DataConfig(), base, "data")
+    name = "folder" if request.real_dir else request.data or (run.get("experiment") or {}).get("data", {}).get("name")
+    if name is None:
+        raise ZooError("say which real data to compare with: --data KEY [--data-root DIR] or --real-dir DIR")
+    changes = {"name": name, "frames": preset.frames, "frame_stride": preset.frame_stride}
+    if request.real_dir or request.data_root:
+        changes["root"] = request.real_dir or request.data_root
+    if request.resolution is not None:
+        changes["resolution"] = request.resolution
+    return update_dataclass(config, changes, "data")
+
+
+def _batches(positions: list[int], size: int) -> list[list[int]]:
+    return [positions[i : i + size] for i in range(0, len(positions), size)]
+
+
+def _progress(total: int, desc: str, rank: int):
+    return tqdm(total=total, desc=desc, unit="video", disable=rank != 0, dynamic_ncols=True)
+
+
+def real_clips(config: DataConfig, request: EvalRequest, num: int):
+    """`(dataset, clips [(index, start)], fingerprint)` of the real side."""
+    from zoo.datasets import build_dataset
+    from zoo.datasets.cliplist import ClipList, make_clip_list
+
+    dataset = build_dataset(config.name, config)
+    clip_list = ClipList.load(request.clip_list) if request.clip_list else make_clip_list(dataset, num, config.seed)
+    clips = clip_list.resolve(dataset)
+    if len(clips) < num:
+        raise ZooError(f"the clip list has {len(clips)} clips but the protocol needs {num}; "
+                       f"pass --num-real {len(clips)}")
+    return dataset, clips[:num], clip_list.fingerprint
+
+
+def fake_videos(request: EvalRequest, model, preset: Preset, config: DataConfig):
+    """`(num, fetch(batch_index, positions) -> uint8 [B, T, H, W, C])` of the generated side."""
+    if model is not None:
+        span = preset.frames * preset.frame_stride
+        frames = None if span == model.spec.frames else span
+
+        def fetch(b: int, positions: list[int]) -> torch.Tensor:
+            device = next(model.parameters()).device
+            generator = torch.Generator(device=device).manual_seed(request.seed * 1_000_003 + b)
+            with torch.no_grad():
+                videos = model.sample(len(positions), generator=generator, frames=frames)
+            return as_pixels(videos[:, :, ::preset.frame_stride].float().cpu())
+
+        return preset.num_fake, fetch
+    if request.fake_dir is None:
+        raise ZooError("give the generated videos: --ckpt PATH or --fake-dir DIR")
+    from zoo.datasets import build_dataset
+
+    folder = update_dataclass(config, {"name": "folder", "root": request.fake_dir, "folder_labels": False}, "data")
+    dataset = build_dataset("folder", folder)
+    if len(dataset) < preset.num_fake:
+        raise ZooError(f"--fake-dir {request.fake_dir} holds {len(dataset)} usable videos but {preset.name} needs "
+                       f"{preset.num_fake}; generate more or pass --num-samples {len(dataset)}")
+
+    def fetch(b: int, positions: list[int]) -> torch.Tensor:  # generated clips start at t = 0 (StyleGAN-V)
+        return torch.stack([dataset.pixels_at(i, 0) for i in positions])
+
+    return preset.num_fake, fetch
+
+
+# -- the distributed run ------------------------------------------------------------------------------------------
+
+
+def _extractor(request: EvalRequest, preset: Preset, device: torch.device) -> nn.Module:
+    if preset.detector in request.extractors:
+        return request.extractors[preset.detector].to(device)
+    from zoo.metrics.detectors import build_extractor
+
+    return build_extractor(preset.detector, request.detector_weights, preset.resize, preset.aspect).to(device)
+
+
+def _run_group(request: EvalRequest, presets: list[Preset], model, run: dict, rank: int, world: int,
+               device: torch.device) -> list[EvalResult]:
+    from zoo.metrics.stats import load_real_features, save_real_features, stats_key
+
+    p0 = presets[0]
+    extractor = _extractor(request, p0, device)
+    metrics = [build_metric(p, extractor).to(device) for p in presets]
+    for metric in metrics:  # every rank holds a row list on both sides, so the uneven gather never stalls
+        metric.update(features=torch.empty(0, extractor.dim), real=True)
+        metric.update(features=torch.empty(0, extractor.dim), real=False)
+    info = extractor.info.to_dict()
+    config = real_data_config(request, run, p0) if (p0.num_real or request.ckpt or request.data) else None
+    fingerprint, cache = "", "none"
+    if p0.num_real:
+        dataset, clips, fingerprint = real_clips(config, request, p0.num_real)
+        key = stats_key(fingerprint, {**info, "frames": p0.frames, "frame_stride": p0.frame_stride}, p0.num_real)
+        cached = load_real_features(key)
+        if cached is not None:
+            cache = "hit"
+            for metric in metrics:
+                metric.update(features=torch.from_numpy(cached[rank::world]), real=True)
+        else:
+            cache = "miss"
+            mine = list(range(rank, len(clips), world))
+            with _progress(len(mine) * world, f"real {p0.name}", rank) as bar:
+                for positions in _batches(mine, request.batch_size):
+                    pixels = torch.stack([dataset.pixels_at(*clips[i]) for i in positions])
+                    feats = extractor(pixels.to(device))
+                    for metric in metrics:
+                        metric.update(features=feats, real=True)
+                    bar.update(len(positions) * world)
+            with metrics[0].sync_context(should_sync=world > 1):
+                real, _ = metrics[0].feature_arrays()
+            if rank == 0:
+                save_real_features(key, real, {"preset": p0.protocol(), "fingerprint": fingerprint, "detector": info})
+        if request.stats_only:
+            return [EvalResult("stats", p0, {}, None, p0.num_real, 0, fingerprint, info, cache)]
+    elif request.stats_only:
+        raise ZooError(f"{p0.name} uses no real videos; there are no statistics to cache")
+    if config is None:
+        config = update_dataclass(DataConfig(), {"frames": p0.frames, "frame_stride": p0.frame_stride,
+                                                 **({"resolution": request.resolution} if request.resolution else {})},
+                                  "data")
+    num_fake, fetch = fake_videos(request, model, p0, config)
+    batches = _batches(list(range(num_fake)), request.batch_size)
+    first = None
+    with _progress(num_fake, f"generated {p0.name}", rank) as bar:
+        for b in range(rank, len(batches), world):
+            pixels = fetch(b, batches[b])
+            if first is None and rank == 0:
+                first = pixels[:16]
+            feats = extractor(pixels.to(device))
+            for metric in metrics:
+                metric.update(features=feats, real=False)
+            bar.update(len(batches[b]) * world)
+    results = []
+    for preset, metric in zip(presets, metrics):
+        values = metric.results()
+        interval = None
+        if request.bootstrap:
+            with metric.sync_context(should_sync=world > 1):
+                interval = metric.bootstrap(request.bootstrap, seed=request.seed)
+        results.append(EvalResult(preset.metric, preset, values, interval, preset.num_real if preset.metric != "is"
+                                  else 0, num_fake, fingerprint, info, cache))
+    if first is not None and model is not None:
+        results[0].values["_samples"] = first  # type: ignore[assignment]
+    return results
+
+
+def _run(rank: int, world: int, request: EvalRequest, port: int, out: str | None) -> list[EvalResult]:
+    device = torch.device(f"cuda:{rank}" if request.device == "cuda" else request.device)
+    if world > 1:
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        torch.distributed.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                                             world_size=world)
+    try:
+        model, run = load_run(request)
+        if model is not None:
+            model = model.to(device).eval()
+        presets = resolve_presets(request)
+        groups: dict[tuple, list[Preset]] = {}
+        for p in presets:
+            groups.setdefault(_group_key(p), []).append(p)
+        results = []
+        for group in groups.values():
+            results += _run_group(request, group, model, run, rank, world, device)
+        if rank == 0:
+            report(results, request, run)
+            if out is not None:
+                torch.save([dataclasses.replace(r, values={k: v for k, v in r.values.items() if k != "_samples"})
+                            for r in results], out)
+        return results
+    finally:
+        if world > 1:
+            torch.distributed.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def evaluate(request: EvalRequest) -> list[EvalResult]:
+    """Run the evaluation on `request.devices` processes; returns rank 0's results (rows already appended)."""
+    if request.devices <= 1:
+        return _run(0, 1, request, 0, None)
+    import torch.multiprocessing as mp
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "results.pt")
+        mp.spawn(_run, args=(request.devices, request, _free_port(), out), nprocs=request.devices, join=True)
+        return torch.load(out, weights_only=False)
+
+
+# -- output -------------------------------------------------------------------------------------------------------
+
+
+def report(results: list[EvalResult], request: EvalRequest, run: dict) -> None:
+    """Print the table and append leaderboard rows (rank 0 only)."""
+    from zoo.leaderboard import append_rows, make_row
+
+    print(f"{'metric':<8} {'preset':<26} {'value':>14} {'95% interval':>26} {'N real':>7} {'N gen':>7} "
+          f"{'real stats':>10}")
+    rows = []
+    for r in results:
+        if r.metric == "stats":
+            print(f"{'stats':<8} {r.preset.name:<26} {'cached':>14} {'':>26} {r.num_real:>7} {'':>7} "
+                  f"{r.stats_cache:>10}")
+            continue
+        main = r.values[r.metric]
+        interval = f"[{r.interval[0]:.4f}, {r.interval[1]:.4f}]" if r.interval else ""
+        print(f"{r.metric:<8} {r.preset.name:<26} {main:>14.4f} {interval:>26} {r.num_real:>7} {r.num_fake:>7} "
+              f"{r.stats_cache:>10}")
+        for k, v in r.values.items():
+            if k not in (r.metric, "_samples"):
+                print(f"  {k} = {v:.6g}")
+        rows.append(make_row(r, request, run, code_version()))
+    if request.leaderboard and rows:
+        samples = next((r.values.get("_samples") for r in results if "_samples" in r.values), None)
+        gif = None
+        if samples is not None and request.samples_gif:
+            gif = _write_samples(samples, request.leaderboard, rows[0])
+        for row in rows:
+            row["samples"] = gif or ""
+        append_rows(request.leaderboard, rows)
+        print(f"appended {len(rows)} row(s) to {request.leaderboard}")
+
+
+def _write_samples(pixels: torch.Tensor, leaderboard: str, row: dict) -> str:
+    from zoo.video_io import from_uint8, make_grid, write_video
+
+    name = stable_hash({k: row[k] for k in ("date", "model", "checkpoint_sha256", "preset")}, length=12)
+    path = Path(leaderboard).resolve().parent / "leaderboard_samples" / f"{row['model']}-{name}.gif"
+    write_video(make_grid(from_uint8(pixels)), path)
+    return os.path.relpath(path, Path(leaderboard).resolve().parent)
+
+
+# -- `zoo eval` ---------------------------------------------------------------------------------------------------
+
+
+def add_eval_parser(sub) -> None:
+    p = sub.add_parser("eval", help="score a checkpoint or a folder of videos (FVD, KVD, IS), log to the leaderboard",
+                       description="Score generated videos against real ones; presets: " + ", ".join(PRESETS))
+    p.add_argument("--metric", action="append", required=True,
+                   help=f"{', '.join(METRIC_KEYS)} or a preset ({', '.join(PRESETS)}); repeatable")
+    p.add_argument("--ckpt", help="checkpoint written by `zoo fit` (samples with its EMA weights where kept)")
+    p.add_argument("--fake-dir", help="folder of generated videos instead of --ckpt")
+    p.add_argument("--real-dir", help="folder of real videos (same as --data folder --data-root DIR)")
+    p.add_argument("--data", help="dataset key of the real clips (default: the checkpoint's)")
+    p.add_argument("--data-root", help="dataset directory")
+    p.add_argument("--clip-list", help="ClipList JSON from `zoo data cliplist` pinning the real clips")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="protocol for plain metric keys")
+    p.add_argument("--num-samples", type=int, help="generated videos (default: the preset's)")
+    p.add_argument("--num-real", type=int, help="real clips (default: the preset's)")
+    p.add_argument("--resolution", type=int, help="clip resolution of folders / real data (default: the config's)")
+    p.add_argument("--covariance", choices=["unbiased", "biased"], help="FVD covariance: N-1 (TF) or N (StyleGAN-V)")
+    p.add_argument("--batch-size", type=int, default=16, help="videos per batch per device")
+    p.add_argument("--devices", type=int, default=1, help="processes (DDP; gloo on CPU, NCCL on GPU)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--bootstrap", type=int, default=0, metavar="K", help="report a 95%% interval from K resamples")
+    p.add_argument("--stats-only", action="store_true", help="only compute and cache the real statistics")
+    p.add_argument("--detector-weights", help="use this detector weights file (its SHA-256 is recorded)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--leaderboard", default="leaderboard.csv", help="CSV to append rows to")
+    p.add_argument("--no-leaderboard", action="store_true", help="print only")
+    p.set_defaults(run=_run_eval)
+
+
+def _run_eval(args) -> None:
+    if args.devices < 1 or args.batch_size < 1:
+        raise ZooError("--devices and --batch-size must be at least 1")
+    if args.ckpt and args.fake_dir:
+        raise ZooError("give either --ckpt or --fake-dir, not both")
+    request = EvalRequest(
+        metrics=args.metric, ckpt=args.ckpt, fake_dir=args.fake_dir, real_dir=args.real_dir, data=args.data,
+        data_root=args.data_root, clip_list=args.clip_list, preset=args.preset, num_samples=args.num_samples,
+        num_real=args.num_real, resolution=args.resolution, covariance=args.covariance, batch_size=args.batch_size,
+        devices=args.devices, device=args.device, bootstrap=args.bootstrap, stats_only=args.stats_only,
+        detector_weights=args.detector_weights, seed=args.seed,
+        leaderboard=None if args.no_leaderboard or args.stats_only else args.leaderboard,
+    )
+    evaluate(request)
