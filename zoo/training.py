@@ -205,8 +205,10 @@ class FitResult:
     model: VideoGenerativeModel  # the trained model, as in the last checkpoint (rank 0's copy under DDP)
 
 
-def fit(config: ExperimentConfig, resume: str | bool | None = None) -> FitResult:
-    """Train `config` (resuming from a checkpoint if asked) and return the run directory and trained model."""
+def fit(config: ExperimentConfig, resume: str | bool | None = None, extra_callbacks: list[Callback] = ()) -> FitResult:
+    """Train `config` (resuming from a checkpoint if asked) and return the run directory and trained model.
+
+    `extra_callbacks` run after the zoo's own (e.g. timers in benchmarks)."""
     train = config.train
     run_dir = default_run_dir(config)
     ckpt_path, resumed_step = resolve_resume(resume, run_dir, config.model_name)
@@ -222,6 +224,7 @@ def fit(config: ExperimentConfig, resume: str | bool | None = None) -> FitResult
         TrainingProgress(train.seed, train.max_steps, train.checkpoint_every, run_dir / "checkpoints"),
         SampleGrid(train.sample_every, train.sample_count, run_dir / "samples", train.seed),
         TQDMProgressBar(refresh_rate=1),
+        *extra_callbacks,
     ]
     trainer = pl.Trainer(
         accelerator=train.accelerator,
