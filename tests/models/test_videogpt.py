@@ -1,0 +1,287 @@
+"""VideoGPT: the contract for both stages, the codebook's claims, causality, cached sampling, learning (slow)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.conftest import REPO
+from tests.models.contract import ModelContract
+from zoo.config import DataConfig, resolve_config
+from zoo.datasets import build_dataset
+from zoo.errors import ZooError
+from zoo.models.base import VideoSpec
+from zoo.models.videogpt.gpt import VideoGPT, VideoGPTConfig, categorical
+from zoo.models.videogpt.vqvae import EMACodebook, VideoGPTVQVAE, VQVAEConfig
+from zoo.training import fit
+
+FAST = ("train.max_steps=2", "train.checkpoint_every=2", "train.sample_every=0", "train.batch_size=4")
+TINY_SPEC = VideoSpec(channels=3, frames=8, resolution=32, num_classes=9)  # what tiny.yaml gives on shapes
+
+
+def tiny_config(model_key: str, config_cls, *sets: str):
+    tiny = REPO / "experiments" / model_key / "tiny.yaml"
+    return resolve_config(model_key, "shapes", config_cls, [tiny], list(sets))
+
+
+@pytest.fixture(scope="module")
+def vqvae_ckpt(tmp_path_factory) -> str:
+    """A tiny VQ-VAE trained for two steps with the real `fit`: what the prior's tests build on."""
+    run_dir = tmp_path_factory.mktemp("videogpt_vqvae-stage1")
+    fit(tiny_config("videogpt_vqvae", VQVAEConfig, *FAST, f"train.run_dir={run_dir}"))
+    return str(run_dir / "checkpoints" / "last.ckpt")
+
+
+def tiny_prior(vqvae_ckpt: str, **overrides) -> VideoGPT:
+    config = tiny_config("videogpt", VideoGPTConfig).model
+    config = dataclasses.replace(config, vqvae_ckpt=vqvae_ckpt, **overrides)
+    torch.manual_seed(0)
+    model = VideoGPT(config, TINY_SPEC)
+    torch.nn.init.normal_(model.transformer.head.weight, std=0.5)  # the head starts at zero: make logits informative
+    return model
+
+
+def shapes_batch(n: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    dataset = build_dataset("shapes", DataConfig(frames=8, resolution=32, num_videos=max(n, 8), seed=seed))
+    items = [dataset[i] for i in range(n)]
+    return {k: torch.stack([item[k] for item in items]) for k in ("video", "label")}
+
+
+# -- stage 1 ----------------------------------------------------------------------------------------------------------
+
+
+class TestVideoGPTVQVAE(ModelContract):
+    model_key = "videogpt_vqvae"
+    sets = FAST
+
+    def check_forward(self, model, batch):
+        video = batch["video"]
+        reconstruction, quantized = model(video)
+        t, h, w = model.latent_shape
+        assert (t, h, w) == (video.shape[2] // 2, video.shape[3] // 4, video.shape[4] // 4)  # tiny: 2x4x4
+        assert reconstruction.shape == video.shape
+        assert quantized.codes.shape == (video.shape[0], t, h, w) and quantized.codes.dtype == torch.long
+        assert quantized.embeddings.shape == (video.shape[0], model.config.embedding_dim, t, h, w)
+        assert 1.0 <= float(quantized.perplexity) <= model.config.codebook_size
+        assert model.encode(video).shape == (video.shape[0], t, h, w)
+        assert model.reconstruct(video).shape == video.shape
+
+    def test_sample_grid_shows_reconstructions(self, trained):
+        _, result = trained
+        grids = sorted((result.run_dir / "samples").glob("step=*.gif"))
+        assert grids, "the run must write a sample grid"
+
+
+def test_straight_through_gradient_reaches_the_encoder():
+    model = VideoGPTVQVAE(tiny_config("videogpt_vqvae", VQVAEConfig).model, TINY_SPEC).train()
+    video = shapes_batch(2)["video"]
+    model(video)  # the first training forward initialises the codebook
+    table = model.codebook.embeddings.clone()  # the codes this forward chooses from (EMA updates them afterwards)
+    reconstruction, quantized = model(video)
+    # the forward value is exactly the chosen codes; only the gradient passes through
+    chosen = F.embedding(quantized.codes, table).permute(0, 4, 1, 2, 3)  # (B, T', H', W', D) -> (B, D, T', H', W')
+    torch.testing.assert_close(quantized.embeddings, chosen, rtol=0, atol=1e-6)
+    model.reconstruction_loss(video, reconstruction).backward()  # no commitment term: only the decoder path
+    grad = model.encoder.downs[0].conv.weight.grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def codebook(size=4, dim=2, decay=0.9) -> EMACodebook:
+    book = EMACodebook(size, dim, decay, commitment_weight=0.25, restart_threshold=1.0).train()
+    book.embeddings.copy_(torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [100.0, 100.0]]))
+    book.cluster_size.fill_(50.0)
+    book.embedding_sum.copy_(book.embeddings * 50.0)
+    book.initialized.fill_(True)
+    return book
+
+
+def as_map(points: torch.Tensor) -> torch.Tensor:
+    return points.t().reshape(1, points.shape[1], points.shape[0], 1, 1)  # (N, D) -> (1, D, N, 1, 1)
+
+
+def test_ema_codebook_update_follows_the_formula():
+    book = codebook()
+    points = torch.tensor([[1.0, 0.0], [1.0, 2.0], [11.0, 0.0], [9.0, 2.0], [0.0, 9.0], [0.0, 11.0]])
+    out = book(as_map(points))
+    assert out.codes.flatten().tolist() == [0, 0, 1, 1, 2, 2]
+    counts = torch.tensor([2.0, 2.0, 2.0, 0.0])
+    n = 0.9 * 50.0 + 0.1 * counts
+    torch.testing.assert_close(book.cluster_size, n)
+    sums = torch.stack([points[0] + points[1], points[2] + points[3], points[4] + points[5], torch.zeros(2)])
+    expected = (0.9 * 50.0 * torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [100.0, 100.0]]) + 0.1 * sums)
+    torch.testing.assert_close(book.embeddings[:3], (expected / n[:, None])[:3], rtol=1e-5, atol=1e-5)
+    assert book.embeddings[0, 0] > 0, "code 0 must move towards its inputs"
+
+
+def test_never_chosen_code_is_restarted_at_an_encoder_output():
+    book = codebook()
+    book.cluster_size[3] = 1.0  # one step unchosen takes its EMA count below the threshold of 1
+    points = torch.randn(16, 2)  # all near codes 0-2; code 3 at (100, 100) is never the nearest
+    out = book(as_map(points))
+    assert 3 not in out.codes.flatten().tolist()
+    assert book.cluster_size[3] < 1.0
+    distance = (points - book.embeddings[3]).norm(dim=1).min()
+    assert distance < 1e-6, "the dead code must be reinitialised at one of this batch's encoder outputs"
+    kept = codebook()
+    kept(as_map(points))
+    torch.testing.assert_close(kept.embeddings[3], torch.tensor([100.0, 100.0]))  # above the threshold: kept
+
+
+def test_codebook_is_initialised_from_encoder_outputs_once():
+    book = EMACodebook(8, 2, 0.99, 0.25, 1.0).train()
+    points = torch.randn(32, 2) * 5
+    book.initialise(points)
+    assert bool(book.initialized)
+    assert all((points - e).norm(dim=1).min() < 1e-6 for e in book.embeddings)
+    before = book.embeddings.clone()
+    book.eval()(as_map(points))  # evaluation never touches the codebook
+    assert torch.equal(before, book.embeddings)
+
+
+def test_vqvae_sample_decodes_uniform_codes_and_downsampling_is_per_axis():
+    config = dataclasses.replace(tiny_config("videogpt_vqvae", VQVAEConfig).model, downsample=(4, 4, 4))
+    model = VideoGPTVQVAE(config, VideoSpec(3, 16, 32, 0))
+    assert model.latent_shape == (4, 8, 8)
+    assert model.sample(2).shape == (2, 3, 16, 32, 32)
+    with pytest.raises(ValueError, match="divisible"):
+        VideoGPTVQVAE(config, VideoSpec(3, 6, 32, 0))
+    with pytest.raises(ValueError, match="powers of two"):
+        VideoGPTVQVAE(dataclasses.replace(config, downsample=(3, 4, 4)), VideoSpec(3, 12, 32, 0))
+
+
+# -- stage 2 ----------------------------------------------------------------------------------------------------------
+
+
+class TestVideoGPT(ModelContract):
+    model_key = "videogpt"
+
+    @pytest.fixture(scope="class", autouse=True)
+    def _stage1(self, request, vqvae_ckpt):
+        request.cls.sets = FAST + (f"model.vqvae_ckpt={vqvae_ckpt}",)
+
+    def check_forward(self, model, batch):
+        codes = model.vqvae.encode(batch["video"]).flatten(1)
+        logits = model.logits(codes)
+        assert logits.shape == (*codes.shape, model.vqvae.config.codebook_size)
+        assert torch.isfinite(model.nll(batch))
+
+    def test_vqvae_stays_frozen(self, trained):
+        initial, result = trained
+        for (name, before), after in zip(initial.vqvae.state_dict().items(), result.model.vqvae.state_dict().values()):
+            assert torch.equal(before, after), f"stage-1 {name} changed while training the prior"
+
+
+def test_prior_needs_a_vqvae_checkpoint(vqvae_ckpt, tmp_path):
+    config = tiny_config("videogpt", VideoGPTConfig).model
+    with pytest.raises(ZooError, match="vqvae_ckpt"):
+        VideoGPT(config, TINY_SPEC)
+    with pytest.raises(ZooError, match="does not exist"):
+        VideoGPT(dataclasses.replace(config, vqvae_ckpt=str(tmp_path / "missing.ckpt")), TINY_SPEC)
+    with pytest.raises(ZooError, match="trained on"):
+        VideoGPT(dataclasses.replace(config, vqvae_ckpt=vqvae_ckpt), VideoSpec(3, 16, 32, 9))
+    prior_run = tmp_path / "prior"
+    fit(tiny_config("videogpt", VideoGPTConfig, *FAST, f"model.vqvae_ckpt={vqvae_ckpt}", f"train.run_dir={prior_run}"))
+    with pytest.raises(ZooError, match="not 'videogpt_vqvae'"):
+        VideoGPT(dataclasses.replace(config, vqvae_ckpt=str(prior_run / "checkpoints" / "last.ckpt")), TINY_SPEC)
+
+
+@pytest.mark.parametrize("conditioning", [{}, {"class_conditional": True, "cond_frames": 2}])
+def test_logits_at_i_ignore_codes_at_and_after_i(vqvae_ckpt, conditioning):
+    model = tiny_prior(vqvae_ckpt, **conditioning).eval()
+    batch = shapes_batch(1)
+    labels = batch["label"] if conditioning else None
+    context = model._context(1, batch["video"])
+    length, dim = model.transformer.length, model.vqvae.codebook.dim
+    embeddings = torch.randn(1, length, dim, requires_grad=True)
+    logits = model.transformer(embeddings, labels, context)
+    for i in (0, 1, 37, length - 1):
+        (grad,) = torch.autograd.grad(logits[0, i].sum(), embeddings, retain_graph=True)
+        assert grad[0, i:].abs().max() == 0, f"logits at {i} depend on codes >= {i}"
+        if i:
+            assert grad[0, i - 1].abs().max() > 0, f"logits at {i} must see code {i - 1}"
+
+
+@pytest.mark.parametrize("conditioning", [{}, {"class_conditional": True, "cond_frames": 2}])
+def test_cached_sampling_equals_uncached_token_for_token(vqvae_ckpt, conditioning):
+    model = tiny_prior(vqvae_ckpt, **conditioning).eval()
+    batch = shapes_batch(2)
+    labels = batch["label"] if conditioning else None
+    with torch.no_grad():
+        context = model._context(2, batch["video"])
+        cached = model.sample_codes(2, labels, torch.Generator().manual_seed(3), context, use_cache=True)
+        uncached = model.sample_codes(2, labels, torch.Generator().manual_seed(3), context, use_cache=False)
+        assert torch.equal(cached, uncached)
+        assert len(cached.unique()) > 4, "a random prior must produce varied codes"
+        # and the cached step reproduces the teacher-forced logits
+        full = model.logits(cached, labels, context)
+        cache = model.transformer.new_cache(2, full)
+        previous = torch.zeros(2, 1, model.vqvae.codebook.dim)
+        for i in range(8):
+            step = model.transformer.step(previous, cache, labels, context)
+            torch.testing.assert_close(step, full[:, i], rtol=1e-4, atol=1e-4)
+            previous = model.embed(cached[:, i : i + 1])
+
+
+def test_categorical_inverts_the_cdf():
+    logits = torch.log(torch.tensor([[0.25, 0.25, 0.5]]))
+    picks = [int(categorical(logits, torch.tensor([u]))) for u in (0.0, 0.2, 0.3, 0.49, 0.51, 0.999)]
+    assert picks == [0, 0, 1, 1, 2, 2]
+
+
+def test_class_and_frame_conditioning(vqvae_ckpt):
+    model = tiny_prior(vqvae_ckpt, class_conditional=True, cond_frames=2)
+    batch = shapes_batch(2)
+    loss = model.nll(batch)
+    loss.backward()
+    assert model.frame_encoder.net[0].conv.weight.grad.abs().sum() > 0, "frames must reach the loss"
+    assert model.transformer.blocks[0].norm_attn.gain.weight.grad.abs().sum() > 0, "labels must reach the loss"
+    a = model.sample_codes(2, torch.tensor([0, 0]), torch.Generator().manual_seed(0), model._context(2, batch["video"]))
+    b = model.sample_codes(2, torch.tensor([5, 5]), torch.Generator().manual_seed(0), model._context(2, batch["video"]))
+    assert not torch.equal(a, b), "the label must change the codes"
+    with pytest.raises(ZooError, match="context"):
+        model.sample(2)
+    videos = model.sample(2, labels=torch.tensor([1, 2]), context=batch["video"])
+    assert videos.shape == (2, 3, 8, 32, 32) and videos.abs().max() <= 1
+
+
+# -- learning (slow) --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def learnt_vqvae(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("videogpt_vqvae-learn")
+    config = tiny_config("videogpt_vqvae", VQVAEConfig, "train.max_steps=200", "train.sample_every=0",
+                         f"train.run_dir={run_dir}")
+    torch.manual_seed(config.train.seed)
+    initial = VideoGPTVQVAE(config.model, TINY_SPEC)
+    result = fit(config)
+    return initial, result
+
+
+@pytest.mark.slow
+def test_vqvae_reconstruction_error_falls(learnt_vqvae):
+    initial, result = learnt_vqvae
+    held_out = shapes_batch(16, seed=123)["video"]
+    before = F.mse_loss(initial.reconstruct(held_out), held_out)
+    after = F.mse_loss(result.model.reconstruct(held_out), held_out)
+    assert after < 0.4 * before, f"reconstruction MSE {before:.4f} -> {after:.4f}"
+    assert after < 0.5 * held_out.var(), "it must beat predicting the mean video"
+
+
+@pytest.mark.slow
+def test_prior_validation_loss_falls(learnt_vqvae, tmp_path):
+    _, stage1 = learnt_vqvae
+    ckpt = stage1.run_dir / "checkpoints" / "last.ckpt"
+    config = tiny_config("videogpt", VideoGPTConfig, "train.max_steps=150", "train.sample_every=0",
+                         f"model.vqvae_ckpt={ckpt}", f"train.run_dir={tmp_path}")
+    torch.manual_seed(config.train.seed)
+    initial = VideoGPT(config.model, TINY_SPEC)
+    result = fit(config)
+    held_out = shapes_batch(16, seed=123)
+    with torch.no_grad():
+        before = float(initial.eval().nll(held_out))
+        after = float(result.model.eval().nll(held_out))
+    assert after < before - 0.5, f"held-out NLL per code {before:.3f} -> {after:.3f} nats"

@@ -1,0 +1,377 @@
+"""VideoGPT stage 2: a GPT prior over the codes of a frozen VideoGPT VQ-VAE.
+
+Yan, Zhang, Abbeel, Srinivas. "VideoGPT: Video Generation using VQ-VAE and Transformers", 2021.
+https://arxiv.org/abs/2104.10157
+
+Sec. 3.2: the T' x H' x W' codes of a clip are flattened in raster order (time, then rows, then columns) and
+modelled autoregressively by a decoder-only transformer (Image-GPT style, pre-norm blocks). As in the official code
+(`wilson1yan/VideoGPT`, `videogpt/gpt.py`) the input of position i is the codebook embedding of code i - 1 (a zero
+vector at i = 0) through a linear layer; spatio-temporal position embeddings are broadcast from one table per axis;
+dropout follows attention and the MLP (residual dropout) and is applied to attention probabilities; the output layer
+starts at zero. Class conditioning goes through conditional LayerNorm (gain and bias chosen by the label, Sec. 3.2);
+frame conditioning through cross-attention on features of the first frames. The UCF-101 setting (Table 8): 20 layers,
+8 heads, width 1024, MLP 4096, dropout 0.2, Adam(3e-4, (0.9, 0.999)) with cosine annealing. Sampling runs the
+transformer one position at a time with a key/value cache, so each new code costs O(length) instead of O(length^2).
+
+Deviations:
+* Position embeddings: the per-axis tables are summed, each the full width, instead of concatenated with width / 3
+  channels each (the official concatenation needs width % 3 == 0, which the paper's 1024 is not).
+* Dense causal attention through `F.scaled_dot_product_attention`; the paper trains UCF-101 with DeepSpeed's
+  strided sparse attention, which needs a special build. No gradient checkpointing (memory only, same maths).
+* Frame conditioning encodes the first `cond_frames` frames with a small strided 3-D conv stack (spatial / 4,
+  `cond_width` channels) instead of the official ResNet-34. `sample()` then needs `context=` real clips.
+* Standard LayerNorm (eps inside the square root); the official LayerNorm adds eps to 1/sigma.
+* The frozen VQ-VAE's weights are stored in this model's checkpoints; rebuilding one still reads the stage-1
+  checkpoint named in `vqvae_ckpt` for its architecture.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from zoo.errors import ZooError
+from zoo.models.base import VideoGenerativeModel, VideoSpec, load_model
+from zoo.models.videogpt.grid import replace_sample_grid
+from zoo.models.videogpt.vqvae import SamePadConv3d, VideoGPTVQVAE
+from zoo.registry import register_model
+
+
+@dataclass
+class VideoGPTConfig:
+    vqvae_ckpt: str | None = None  # stage-1 checkpoint from `zoo fit --model videogpt_vqvae` (required)
+    layers: int = 20  # transformer blocks (Table 8, UCF-101)
+    heads: int = 8  # attention heads
+    width: int = 1024  # residual stream width
+    mlp_width: int = 4096  # hidden width of each block's MLP
+    dropout: float = 0.2  # dropout after attention and after the MLP
+    attn_dropout: float = 0.3  # dropout on attention probabilities (official code)
+    class_conditional: bool = False  # conditional LayerNorm on the class label (needs labelled data)
+    cond_frames: int = 0  # condition on the first k real frames through cross-attention (0 = off)
+    cond_width: int = 240  # channels of the conditioning-frame features (official ResNet width)
+    lr: float = 3e-4  # Adam learning rate
+    beta1: float = 0.9  # Adam beta1
+    beta2: float = 0.999  # Adam beta2
+    cosine_steps: int = 0  # length of the cosine LR decay in steps; 0 = the run's train.max_steps
+
+
+class BroadcastPositionEmbedding(nn.Module):
+    """One learnt table per axis of a (T', H', W') grid, broadcast and summed: `(T'H'W', width)` in raster order."""
+
+    def __init__(self, shape: tuple[int, ...], width: int):
+        super().__init__()
+        self.tables = nn.ParameterList(nn.Parameter(torch.randn(size, width) * 0.01) for size in shape)
+
+    def forward(self) -> torch.Tensor:
+        t, h, w = self.tables
+        grid = t[:, None, None] + h[None, :, None] + w[None, None, :]  # (T', H', W', width)
+        return rearrange(grid, "t h w c -> (t h w) c")
+
+
+class ConditionalLayerNorm(nn.Module):
+    """LayerNorm whose gain and bias are chosen by the class label when `num_classes > 0` (Sec. 3.2)."""
+
+    def __init__(self, width: int, num_classes: int):
+        super().__init__()
+        self.width, self.num_classes = width, num_classes
+        if num_classes:
+            self.gain = nn.Embedding(num_classes, width)  # gain = 1 + gain[label]
+            self.bias = nn.Embedding(num_classes, width)
+            nn.init.constant_(self.gain.weight, 1.0 / math.sqrt(num_classes))  # the official initialisation
+            nn.init.uniform_(self.bias.weight, -1.0 / math.sqrt(num_classes), 1.0 / math.sqrt(num_classes))
+        else:
+            self.norm = nn.LayerNorm(width)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if not self.num_classes:
+            return self.norm(x)
+        x = F.layer_norm(x, (self.width,))
+        return x * (1 + self.gain(labels)[:, None]) + self.bias(labels)[:, None]  # labels (B,) -> (B, 1, width)
+
+
+class KVCache:
+    """Keys and values of every layer for positions already decoded, plus the conditioning frames' keys/values."""
+
+    def __init__(self, layers: int, batch: int, heads: int, length: int, head_dim: int, like: torch.Tensor):
+        self.k = like.new_zeros(layers, batch, heads, length, head_dim)
+        self.v = like.new_zeros(layers, batch, heads, length, head_dim)
+        self.context: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * layers
+        self.length = 0  # positions stored
+
+
+class Attention(nn.Module):
+    """Multi-head attention; causal self-attention when `context_width` is None, else cross-attention."""
+
+    def __init__(self, width: int, heads: int, layers: int, attn_dropout: float, context_width: int | None = None):
+        super().__init__()
+        self.heads, self.attn_dropout = heads, attn_dropout
+        self.q = nn.Linear(width, width, bias=False)
+        self.kv = nn.Linear(context_width or width, 2 * width, bias=False)
+        self.out = nn.Linear(width, width)
+        nn.init.normal_(self.q.weight, std=1.0 / math.sqrt(width))  # the official initialisation
+        nn.init.normal_(self.kv.weight, std=1.0 / math.sqrt(context_width or width))
+        nn.init.normal_(self.out.weight, std=1.0 / math.sqrt(width * layers))
+
+    def keys_values(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k, v = rearrange(self.kv(source), "b l (two nh d) -> two b nh l d", two=2, nh=self.heads)
+        return k, v
+
+    def forward(self, x, context=None, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        q = rearrange(self.q(x), "b l (nh d) -> b nh l d", nh=self.heads)
+        dropout = self.attn_dropout if self.training else 0.0
+        if context is not None:  # cross-attention; its keys/values are computed once per sample
+            if cache is None:
+                k, v = self.keys_values(context)
+            else:
+                if cache.context[layer] is None:
+                    cache.context[layer] = self.keys_values(context)
+                k, v = cache.context[layer]
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        elif cache is None:
+            k, v = self.keys_values(x)
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        else:  # one new position: append its key/value, attend to everything so far (no mask needed)
+            if x.shape[1] != 1:
+                raise ValueError("cached decoding takes one position at a time")
+            k, v = self.keys_values(x)  # (B, nh, 1, d)
+            end = cache.length + 1
+            cache.k[layer, :, :, cache.length : end] = k
+            cache.v[layer, :, :, cache.length : end] = v
+            out = F.scaled_dot_product_attention(q, cache.k[layer, :, :, :end], cache.v[layer, :, :, :end])
+        return self.out(rearrange(out, "b nh l d -> b l (nh d)"))
+
+
+class QuickGELU(nn.Module):
+    """x * sigmoid(1.702 x), the official `GeLU2`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: causal self-attention, optional cross-attention to frames, MLP; dropout after
+    each, before the residual sum."""
+
+    def __init__(self, c: VideoGPTConfig, num_classes: int):
+        super().__init__()
+        self.norm_attn = ConditionalLayerNorm(c.width, num_classes)
+        self.attn = Attention(c.width, c.heads, c.layers, c.attn_dropout)
+        if c.cond_frames:
+            self.norm_cross = ConditionalLayerNorm(c.width, num_classes)
+            self.cross = Attention(c.width, c.heads, c.layers, 0.0, context_width=c.cond_width)
+        self.norm_mlp = ConditionalLayerNorm(c.width, num_classes)
+        self.mlp = nn.Sequential(nn.Linear(c.width, c.mlp_width), QuickGELU(), nn.Linear(c.mlp_width, c.width))
+        self.drop = nn.Dropout(c.dropout)
+
+    def forward(self, x, labels, context, cache: KVCache | None, layer: int) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.norm_attn(x, labels), cache=cache, layer=layer))
+        if context is not None:
+            x = x + self.drop(self.cross(self.norm_cross(x, labels), context=context, cache=cache, layer=layer))
+        return x + self.drop(self.mlp(self.norm_mlp(x, labels)))
+
+
+class FrameEncoder(nn.Module):
+    """Conditioning frames `(B, C, k, H, W)` in [-1, 1] -> tokens `(B, k H/4 W/4, cond_width)`."""
+
+    def __init__(self, channels: int, frames: int, resolution: int, width: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            SamePadConv3d(channels, width, 4, (1, 2, 2)), nn.ReLU(),
+            SamePadConv3d(width, width, 4, (1, 2, 2)), nn.ReLU(),
+            SamePadConv3d(width, width, 3),
+        )  # fmt: skip
+        self.position = BroadcastPositionEmbedding((frames, resolution // 4, resolution // 4), width)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return rearrange(self.net(frames), "b c t h w -> b (t h w) c") + self.position()
+
+
+class Transformer(nn.Module):
+    """The prior: code embeddings `(B, L, D)` -> next-code logits `(B, L, K)`; position i sees codes < i."""
+
+    def __init__(self, c: VideoGPTConfig, latent_shape: tuple[int, int, int], code_dim: int, codebook_size: int,
+                 num_classes: int):
+        super().__init__()
+        self.config, self.length = c, math.prod(latent_shape)
+        self.embed = nn.Linear(code_dim, c.width, bias=False)
+        nn.init.normal_(self.embed.weight, std=0.02)
+        self.position = BroadcastPositionEmbedding(latent_shape, c.width)
+        self.blocks = nn.ModuleList(Block(c, num_classes) for _ in range(c.layers))
+        self.norm = ConditionalLayerNorm(c.width, num_classes)
+        self.head = nn.Linear(c.width, codebook_size, bias=False)
+        nn.init.zeros_(self.head.weight)  # uniform predictions at the start, as the official code
+
+    def forward(self, embeddings, labels=None, context=None) -> torch.Tensor:
+        """Teacher-forced logits. `embeddings` `(B, L <= length, D)`: codebook vectors of codes 0..L-1."""
+        shifted = F.pad(embeddings[:, :-1], (0, 0, 1, 0))  # (B, L, D): position i gets code i - 1, zeros at 0
+        x = self.embed(shifted) + self.position()[: embeddings.shape[1]]
+        for block in self.blocks:
+            x = block(x, labels, context, None, 0)
+        return self.head(self.norm(x, labels))
+
+    def new_cache(self, batch: int, like: torch.Tensor) -> KVCache:
+        c = self.config
+        return KVCache(c.layers, batch, c.heads, self.length, c.width // c.heads, like)
+
+    def step(self, previous, cache: KVCache, labels=None, context=None) -> torch.Tensor:
+        """Logits `(B, K)` for position `cache.length`, given the embedding `(B, 1, D)` of the code before it
+        (zeros at position 0); appends this position's keys and values to `cache`."""
+        i = cache.length
+        x = self.embed(previous) + self.position()[i : i + 1]
+        for layer, block in enumerate(self.blocks):
+            x = block(x, labels, context, cache, layer)
+        cache.length += 1
+        return self.head(self.norm(x, labels))[:, 0]
+
+
+def categorical(logits: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+    """Draw from softmax(logits) `(B, K)` by inverting the CDF at `uniform` `(B,)` in [0, 1): one draw per row,
+    so cached and uncached decoding consume identical randomness."""
+    cdf = logits.float().softmax(-1).cumsum(-1)
+    index = torch.searchsorted(cdf, (uniform * cdf[:, -1])[:, None].contiguous(), right=True)
+    return index[:, 0].clamp(max=logits.shape[-1] - 1)
+
+
+def load_vqvae(path: str | None, spec: VideoSpec) -> VideoGPTVQVAE:
+    if not path:
+        raise ZooError(
+            "videogpt needs a trained VQ-VAE: run `zoo fit --model videogpt_vqvae ...` first, then pass "
+            "--set model.vqvae_ckpt=RUN_DIR/checkpoints/last.ckpt"
+        )
+    vqvae = load_model(path, expected="videogpt_vqvae")
+    own = (vqvae.spec.channels, vqvae.spec.frames, vqvae.spec.resolution)
+    if own != (spec.channels, spec.frames, spec.resolution):
+        raise ZooError(f"{path} was trained on {own} (channels, frames, resolution) clips, but the data gives "
+                       f"{(spec.channels, spec.frames, spec.resolution)}; train the VQ-VAE on the same data config")
+    return vqvae
+
+
+@register_model(
+    "videogpt",
+    description="VideoGPT stage 2: GPT prior over a frozen videogpt_vqvae's codes, KV-cached sampling",
+    paper="Yan et al., VideoGPT: Video Generation using VQ-VAE and Transformers, 2021, https://arxiv.org/abs/2104.10157",
+)
+class VideoGPT(VideoGenerativeModel):
+    """VideoGPT's prior (Yan et al. 2021, Sec. 3.2); see the module docstring for the architecture and deviations."""
+
+    config_class = VideoGPTConfig
+
+    def __init__(self, config: VideoGPTConfig, spec: VideoSpec):
+        super().__init__(config, spec)
+        if config.width % config.heads:
+            raise ValueError(f"model.width {config.width} must be divisible by model.heads {config.heads}")
+        if config.class_conditional and spec.num_classes == 0:
+            raise ValueError("model.class_conditional needs a labelled dataset (num_classes > 0)")
+        if config.cond_frames >= spec.frames or config.cond_frames < 0:
+            raise ValueError(f"model.cond_frames must be in [0, {spec.frames}), got {config.cond_frames}")
+        self.vqvae = load_vqvae(config.vqvae_ckpt, spec).requires_grad_(False).eval()
+        self.num_classes = spec.num_classes if config.class_conditional else 0
+        codebook = self.vqvae.codebook
+        self.transformer = Transformer(config, self.vqvae.latent_shape, codebook.dim, codebook.size, self.num_classes)
+        if config.cond_frames:
+            self.frame_encoder = FrameEncoder(spec.channels, config.cond_frames, spec.resolution, config.cond_width)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.vqvae.eval()  # frozen: BatchNorm statistics and the codebook never change
+        return self
+
+    # -- conditioning -----------------------------------------------------------------------------------------------
+
+    def _labels(self, n: int, labels, generator=None) -> torch.Tensor | None:
+        return self.check_labels(n, labels, generator) if self.num_classes else None
+
+    def _context(self, n: int, context: torch.Tensor | None) -> torch.Tensor | None:
+        """Conditioning-frame tokens from the first `cond_frames` frames of `context` `[n, C, >=k, H, W]`."""
+        k = self.config.cond_frames
+        if not k:
+            return None
+        if context is None:
+            raise ZooError(f"this videogpt model is conditioned on the first {k} frames: pass context=VIDEOS "
+                           f"([n, C, >= {k}, H, W] in [-1, 1])")
+        if context.shape[0] != n or context.shape[2] < k:
+            raise ZooError(f"context must be [{n}, C, >= {k}, H, W], got {list(context.shape)}")
+        return self.frame_encoder(context[:, :, :k].to(self.device))
+
+    # -- likelihood ---------------------------------------------------------------------------------------------------
+
+    def embed(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes `(B, L)` long -> frozen codebook vectors `(B, L, D)`."""
+        return F.embedding(codes, self.vqvae.codebook.embeddings)
+
+    def logits(self, codes: torch.Tensor, labels=None, context=None) -> torch.Tensor:
+        """Teacher-forced next-code logits `(B, L, K)` for flattened codes `(B, L)`."""
+        return self.transformer(self.embed(codes), labels, context)
+
+    def nll(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean negative log-likelihood per code (nats) of the batch's clips under the prior."""
+        video = batch["video"]
+        codes = rearrange(self.vqvae.encode(video), "b t h w -> b (t h w)")
+        labels = batch["label"] if self.num_classes else None
+        logits = self.logits(codes, labels, self._context(video.shape[0], video))
+        return F.cross_entropy(rearrange(logits, "b l k -> (b l) k"), codes.flatten())
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.nll(batch)
+        self.log_losses({"loss": loss}, prog_bar=("loss",))
+        return loss
+
+    def configure_optimizers(self):
+        c = self.config
+        steps = c.cosine_steps or int(self.experiment.get("train", {}).get("max_steps", 200_000))
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2))
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def configure_callbacks(self):
+        """A frame-conditioned prior's sample grid continues the real clips' first frames."""
+        if not self.config.cond_frames:
+            return []
+        return replace_sample_grid(self._trainer, lambda real, generator: self.sample(
+            len(real["video"]), labels=real["label"] if self.num_classes else None, generator=generator,
+            context=real["video"]))
+
+    # -- sampling -----------------------------------------------------------------------------------------------------
+
+    def uniform(self, *shape: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        if generator is None:
+            return torch.rand(*shape, device=self.device)
+        return torch.rand(*shape, generator=generator, device=generator.device).to(self.device)
+
+    def sample_codes(self, n, labels=None, generator=None, context=None, use_cache: bool = True) -> torch.Tensor:
+        """Codes `(n, L)` drawn autoregressively in raster order; `use_cache=False` recomputes the whole prefix at
+        every position (the reference the cache is tested and benchmarked against)."""
+        length, table = self.transformer.length, self.vqvae.codebook.embeddings
+        uniform = self.uniform(n, length, generator=generator)
+        codes = torch.zeros(n, length, dtype=torch.long, device=self.device)
+        cache = self.transformer.new_cache(n, table) if use_cache else None
+        for i in range(length):
+            if cache is not None:
+                previous = self.embed(codes[:, i - 1 : i]) if i else table.new_zeros(n, 1, table.shape[1])
+                logits = self.transformer.step(previous, cache, labels, context)  # (n, K)
+            else:
+                logits = self.transformer(self.embed(codes[:, : i + 1]), labels, context)[:, i]  # code i is unused
+            codes[:, i] = categorical(logits, uniform[:, i])
+        return codes
+
+    def sample(self, n, labels=None, generator=None, frames=None, context=None, use_cache: bool = True):
+        """Generate `n` clips `[n, C, T, H, W]` in [-1, 1]: codes from the prior, decoded by the frozen VQ-VAE.
+
+        Args:
+            n, labels, generator, frames: as `VideoGenerativeModel.sample` (labels only for class-conditional
+                models; others ignore them).
+            context: real clips `[n, C, >= cond_frames, H, W]` in [-1, 1] for frame-conditioned models.
+            use_cache: decode with the key/value cache (same codes, much faster).
+        """
+        self.check_frames(frames)
+        with self.evaluating():
+            labels = self._labels(n, labels, generator)
+            codes = self.sample_codes(n, labels, generator, self._context(n, context), use_cache)
+            t, h, w = self.vqvae.latent_shape
+            return self.vqvae.decode(rearrange(codes, "b (t h w) -> b t h w", t=t, h=h, w=w))
