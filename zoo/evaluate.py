@@ -34,7 +34,7 @@ METRIC_KEYS = ("fvd", "kvd", "is")
 class EvalRequest:
     """Everything `zoo eval` was asked to do (picklable: it travels to DDP worker processes)."""
 
-    metrics: list[str]  # metric keys (fvd, kvd, is) or preset names
+    metrics: list  # metric keys (fvd, kvd, is), preset names, or `Preset`s (Python API)
     ckpt: str | None = None  # checkpoint to sample from
     fake_dir: str | None = None  # or: a folder of generated videos
     real_dir: str | None = None  # shorthand for --data folder --data-root DIR
@@ -77,7 +77,9 @@ class EvalResult:
 def resolve_presets(request: EvalRequest) -> list[Preset]:
     presets = []
     for name in request.metrics:
-        if name in PRESETS:
+        if isinstance(name, Preset):  # Python API: a custom protocol (recorded in full in every row)
+            preset = name
+        elif name in PRESETS:
             preset = PRESETS[name]
         elif name in METRIC_KEYS:
             preset = PRESETS[request.preset or DEFAULT_PRESET[name]]
