@@ -10,6 +10,7 @@ prepared clip equals the streamed one bit for bit (tests/datasets/test_prepared.
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -50,12 +51,17 @@ def prepare(dataset, out: str | Path, workers: int = 2, progress: bool = True) -
     del array
     args = [(path, meta, off, str(out / FRAMES), offset, res, c.resize, c.decoder) for path, meta, off in jobs]
     failed = {}
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = pool.map(_prepare_one, args, chunksize=4)
+    # spawn, not fork: forking a process that already runs torch / gloo / decoder threads can deadlock
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) if workers > 1 else None
+    try:
+        results = pool.map(_prepare_one, args, chunksize=4) if pool else map(_prepare_one, args)
         for record, problem in tqdm(zip(dataset.records, results), total=len(jobs), desc="preparing",
                                     unit="video", disable=not progress):
             if problem:
                 failed[record.path] = problem
+    finally:
+        if pool:
+            pool.shutdown()
     meta = {
         "version": FORMAT_VERSION,
         "dataset": dataset.registry_key,
