@@ -30,10 +30,9 @@ MOTIONS = ("bounce", "rotate", "scale")
 DEFAULT_NUM_VIDEOS = 4096
 
 
-def _local_coords(px, py, cx, cy, theta, scale):
+def _local_coords(px, py, cx, cy, cos, sin, scale):
     """Pixel positions -> the shape's own frame (unit size): q = R(-theta) (p - c) / scale."""
     dx, dy = px - cx, py - cy
-    cos, sin = math.cos(theta), math.sin(theta)
     return (cos * dx + sin * dy) / scale, (-sin * dx + cos * dy) / scale
 
 
@@ -101,7 +100,7 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> tuple[float, float, float]:
 def render_clip(
     seed: int, index: int, frames: int, resolution: int, frame_stride: int = 1, start: int = 0
 ) -> dict[str, torch.Tensor]:
-    """Render one clip of the `shapes` dataset.
+    """Render one clip of the `shapes` dataset (all frames at once).
 
     Args:
         seed, index: identify the video (deterministic).
@@ -115,30 +114,24 @@ def render_clip(
     """
     traj = _Trajectory(np.random.default_rng([seed, index]), resolution)
     coords = torch.arange(resolution, dtype=torch.float32) + 0.5
-    py, px = torch.meshgrid(coords, coords, indexing="ij")
-    times = [start + k * frame_stride for k in range(frames)]
-    pixels, segmentation, flows = [], [], []
-    for k, t in enumerate(times):
-        cx, cy, theta, scale = traj.pose(t)
-        qx, qy = _local_coords(px, py, cx, cy, theta, scale)
-        coverage = (0.5 - _signed_distance(traj.shape, qx, qy) * scale).clamp(0, 1)  # 1-pixel anti-aliasing
-        stripes = 0.6 + 0.4 * torch.cos(3 * math.pi * qx)  # texture fixed to the shape's own frame
-        shade = traj.colour[:, None, None] * stripes
-        image = traj.background * (1 - coverage) + shade * coverage  # 3 h w
-        pixels.append((image * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0))
-        inside = coverage > 0.5
-        segmentation.append(inside.long() * (1 + traj.shape))
-        if k + 1 < len(times):
-            nx, ny, ntheta, nscale = traj.pose(times[k + 1])
-            cos, sin = math.cos(ntheta), math.sin(ntheta)
-            x_next = nx + nscale * (cos * qx - sin * qy)
-            y_next = ny + nscale * (sin * qx + cos * qy)
-            flows.append(torch.stack([(x_next - px) * inside, (y_next - py) * inside]))
-    flow = torch.stack(flows, dim=1) if flows else torch.zeros(2, 0, resolution, resolution)
+    py, px = torch.meshgrid(coords, coords, indexing="ij")  # (H, W)
+    poses = torch.tensor([traj.pose(start + k * frame_stride) for k in range(frames + 1)], dtype=torch.float32)
+    cx, cy, theta, scale = (poses[:, i, None, None] for i in range(4))  # each (T+1, 1, 1)
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    qx, qy = _local_coords(px, py, cx[:-1], cy[:-1], cos[:-1], sin[:-1], scale[:-1])  # (T, H, W)
+    coverage = (0.5 - _signed_distance(traj.shape, qx, qy) * scale[:-1]).clamp(0, 1)  # 1-pixel anti-aliasing
+    stripes = 0.6 + 0.4 * torch.cos(3 * math.pi * qx)  # texture fixed to the shape's own frame
+    shade = traj.colour[:, None, None, None] * stripes  # (3, T, H, W)
+    image = traj.background * (1 - coverage) + shade * coverage
+    inside = coverage > 0.5
+    # where each surface point under a pixel of frame k is in frame k+1
+    x_next = cx[1:] + scale[1:] * (cos[1:] * qx - sin[1:] * qy)
+    y_next = cy[1:] + scale[1:] * (sin[1:] * qx + cos[1:] * qy)
+    flow = torch.stack([(x_next - px) * inside, (y_next - py) * inside])[:, :-1]  # (2, T-1, H, W)
     return {
-        "pixels": torch.stack(pixels),
+        "pixels": (image * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 3, 0),
         "label": torch.tensor(traj.label),
-        "segmentation": torch.stack(segmentation),
+        "segmentation": inside.long() * (1 + traj.shape),
         "flow": flow,
     }
 
