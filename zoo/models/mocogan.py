@@ -125,9 +125,11 @@ class VideoDiscriminator(nn.Module):
                 layers.append(nn.BatchNorm3d(w_out))
             layers.append(nn.LeakyReLU(0.2, True))
         layers.append(nn.Conv3d(widths[-1], 1 + num_categories, (t, resolution // 16, resolution // 16)))
-        self.net = nn.Sequential(*layers)
+        # channels-last 3-D convolutions run about twice as fast on CPU (benchmarks/models_mocogan.py)
+        self.net = nn.Sequential(*layers).to(memory_format=torch.channels_last_3d)
 
     def forward(self, videos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        videos = videos.contiguous(memory_format=torch.channels_last_3d)
         out = self.net(videos).flatten(1)  # (B, C, T, H, W) -> (B, 1 + categories)
         return out[:, 0], out[:, 1:]
 
