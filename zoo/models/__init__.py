@@ -1,7 +1,10 @@
 """The zoo's models. Every model module is imported here, so the zoo is listed in one place."""
 
-from zoo.models import mocogan  # noqa: F401
-from zoo.models import videogpt  # noqa: F401
+from zoo.models import (
+    mocogan,  # noqa: F401
+    video_diffusion,  # noqa: F401
+    videogpt,  # noqa: F401
+)
 from zoo.models.base import VideoGenerativeModel, VideoSpec, load_model
 
 __all__ = ["VideoGenerativeModel", "VideoSpec", "load_model"]

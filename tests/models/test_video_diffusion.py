@@ -1,0 +1,298 @@
+"""Video diffusion (Ho et al. 2022): the model contract, the network's factorization, the schedule, the samplers,
+reconstruction guidance, and (slow) a learning check on `shapes`."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tests.models.contract import ModelContract
+from zoo.models.base import VideoSpec
+from zoo.models.video_diffusion import VideoDiffusion, VideoDiffusionConfig
+from zoo.models.video_diffusion import schedule as S
+from zoo.models.video_diffusion.unet3d import RelativePositionBias, TemporalAttention, UNet3D
+
+TINY = dict(
+    base_channels=8, channel_mults=(1, 2), blocks_per_level=1, attention_resolutions=(8,), head_dim=8, emb_dim=32,
+    emb_layers=2, norm_groups=4, sampling_steps=2,
+)
+
+
+def tiny_model(frames=8, resolution=16, num_classes=0, **overrides) -> VideoDiffusion:
+    torch.manual_seed(0)
+    return VideoDiffusion(VideoDiffusionConfig(**{**TINY, **overrides}), VideoSpec(3, frames, resolution, num_classes))
+
+
+def randomize(net: nn.Module) -> nn.Module:
+    """Undo the zero initializations (residual outputs, position biases) so every path of the network is live."""
+    torch.manual_seed(1)
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            m.reset_parameters()
+        if isinstance(m, RelativePositionBias):
+            nn.init.normal_(m.table.weight)
+    return net.eval()
+
+
+class TestVideoDiffusion(ModelContract):
+    model_key = "video_diffusion"
+
+    def check_forward(self, model, batch):
+        video = batch["video"]
+        b, c, t, h, w = video.shape
+        assert batch["image_frames"].shape == (b, c, 2, h, w), "tiny.yaml trains jointly on 2 image frames"
+        x, video_frames = model.joint_clip(batch)
+        assert x.shape == (b, c, t + 2, h, w) and video_frames == t
+        out = model.unet(x, torch.rand(b), video_frames=video_frames)
+        assert out.shape == x.shape
+        loss = model.diffusion_loss(x, model.training_labels(batch), video_frames)
+        assert loss.ndim == 0 and torch.isfinite(loss)
+
+
+# -- the network -------------------------------------------------------------------------------------------------
+
+
+def test_temporal_mask_isolates_appended_image_frames():
+    """Joint training (Sec. 3.2): an appended image frame's output depends on that frame alone (gradient exactly
+    zero w.r.t. every other frame), while a video frame's output depends on its neighbours but on no image frame."""
+    net = randomize(UNet3D(3, 8, (1, 2), 1, (8, 16), resolution=16, head_dim=8, emb_dim=32, emb_layers=2, groups=4))
+    video_frames, images = 5, 3
+    x = torch.randn(1, 3, video_frames + images, 16, 16, requires_grad=True)
+    level = torch.rand(1)
+
+    def grad_per_frame(frame: int) -> torch.Tensor:
+        (grad,) = torch.autograd.grad(net(x, level, video_frames=video_frames)[:, :, frame].square().sum(), x)
+        return grad.abs().sum(dim=(0, 1, 3, 4))  # (T,)
+
+    for frame in range(video_frames, video_frames + images):
+        g = grad_per_frame(frame)
+        others = [k for k in range(video_frames + images) if k != frame]
+        assert torch.all(g[others] == 0), f"image frame {frame} sees other frames: {g.tolist()}"
+        assert g[frame] > 0
+    g = grad_per_frame(2)
+    assert torch.all(g[:video_frames] > 0), f"a video frame must depend on every video frame: {g.tolist()}"
+    assert torch.all(g[video_frames:] == 0), "a video frame must not see the appended images"
+    # without the mask the same frames do mix: the test above is not vacuous
+    (grad,) = torch.autograd.grad(net(x, level)[:, :, video_frames].square().sum(), x)
+    assert grad[:, :, :video_frames].abs().sum() > 0
+
+
+def test_relative_positions_are_shift_invariant():
+    torch.manual_seed(0)
+    attention = randomize(TemporalAttention(16, head_dim=8, groups=4, max_distance=32))
+    x = torch.randn(2 * 6, 16, 4, 4)  # (B*T, C, H, W): the U-Net holds frames in the batch axis
+    base = torch.arange(6)
+    pattern = attention.attention_bias(base, None)
+    torch.testing.assert_close(attention.attention_bias(base + 7, None), pattern, rtol=0, atol=0)
+    torch.testing.assert_close(attention(x, base + 7), attention(x, base), rtol=0, atol=0)
+    assert not torch.allclose(attention(x, 2 * base), attention(x, base)), "positions must matter"
+    # the whole network: only differences of frame times matter
+    net = randomize(UNet3D(3, 8, (1, 2), 1, (8,), resolution=16, head_dim=8, emb_dim=32, emb_layers=2, groups=4))
+    z, level = torch.randn(1, 3, 6, 16, 16), torch.rand(1)
+    torch.testing.assert_close(net(z, level, positions=base + 100), net(z, level, positions=base))
+
+
+def test_paper_defaults_build_the_paper_network():
+    config = VideoDiffusionConfig()
+    assert (config.base_channels, config.channel_mults, config.blocks_per_level) == (256, (1, 2, 4, 8), 2)
+    assert (config.attention_resolutions, config.head_dim, config.dropout) == ((8, 16, 32), 64, 0.1)
+    assert (config.lr, config.beta1, config.beta2, config.ema_decay) == (3e-4, 0.9, 0.99, 0.9999)
+    assert (config.prediction, config.gamma, config.logsnr_min, config.logsnr_max) == ("v", 0.1, -20.0, 20.0)
+    with torch.device("meta"):  # shapes only: the full-size network is ~1B parameters
+        net = UNet3D(3, resolution=64)
+    attention = [m for m in net.modules() if isinstance(m, TemporalAttention)]
+    # levels 64/32/16/8: attention at 32, 16, 8 (2 blocks down + 3 up each) and once in the middle
+    assert len(attention) == 3 * (2 + 3) + 1
+    assert {m.heads for m in attention} == {512 // 64, 1024 // 64, 2048 // 64}
+    # every convolution acts within a frame (1x3x3 or 1x1x1 as 2-D convolutions over (B*T, C, H, W)): only temporal
+    # attention mixes frames
+    assert not any(isinstance(m, nn.Conv3d) for m in net.modules())
+    assert {m.kernel_size for m in net.modules() if isinstance(m, nn.Conv2d)} == {(3, 3), (1, 1)}
+
+
+# -- the schedule --------------------------------------------------------------------------------------------------
+
+
+def test_schedule_identities():
+    schedule = S.CosineLogSNR()
+    t = torch.linspace(0, 1, 1001, dtype=torch.float64)
+    log_snr = schedule.log_snr(t)
+    assert log_snr[0] == pytest.approx(20.0) and log_snr[-1] == pytest.approx(-20.0)
+    assert torch.all(log_snr[1:] < log_snr[:-1]), "log-SNR must fall strictly with t"
+    torch.testing.assert_close(schedule.time(log_snr), t)
+    # the unclipped cosine schedule -2 log tan(pi t / 2) away from the limits
+    middle = torch.tensor([0.3, 0.5, 0.7], dtype=torch.float64)
+    torch.testing.assert_close(schedule.log_snr(middle), -2 * torch.log(torch.tan(math.pi * middle / 2)), atol=1e-3,
+                               rtol=0)
+    alpha, sigma = S.alpha_sigma(log_snr)
+    torch.testing.assert_close(alpha**2 + sigma**2, torch.ones_like(alpha))
+    torch.testing.assert_close(torch.log(alpha**2 / sigma**2)[1:-1], log_snr[1:-1])
+
+
+def test_parameterizations_round_trip():
+    torch.manual_seed(0)
+    x, eps = torch.rand(5, 3, 2, 4, 4) * 2 - 1, torch.randn(5, 3, 2, 4, 4)
+    log_snr = torch.tensor([-8.0, -2.0, 0.0, 3.0, 12.0])
+    z = S.diffuse(x, eps, log_snr)
+    v = S.v_from_x_eps(x, eps, log_snr)
+    torch.testing.assert_close(S.x_from_z_v(z, v, log_snr), x, atol=1e-5, rtol=0)
+    torch.testing.assert_close(S.eps_from_z_v(z, v, log_snr), eps, atol=1e-5, rtol=0)
+    torch.testing.assert_close(S.eps_from_z_x(z, x, log_snr), eps, atol=1e-3, rtol=0)
+    keep = log_snr > -5  # x from eps divides by alpha: fine where alpha is not tiny
+    torch.testing.assert_close(S.x_from_z_eps(z, eps, log_snr)[keep], x[keep], atol=1e-4, rtol=0)
+    for prediction, target in (("eps", eps), ("v", v)):
+        torch.testing.assert_close(S.training_target(x, eps, log_snr, prediction), target)
+        torch.testing.assert_close(S.predict_x(z, target, log_snr, prediction)[keep], x[keep], atol=1e-4, rtol=0)
+
+
+def test_ancestral_step_with_the_true_x_keeps_the_forward_marginal():
+    """With gamma = 0 the step samples q(z_s | z_t, x), so z_s ~ q(z_s | x) = N(alpha_s x, sigma_s^2) exactly."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.full((200_000,), 0.6)
+    log_t, log_s = torch.tensor([-1.5]), torch.tensor([2.0])
+    z_t = S.diffuse(x, torch.randn(x.shape, generator=g), log_t)
+    z_s = S.ancestral_step(z_t, x, log_t, log_s, torch.randn(x.shape, generator=g), gamma=0.0)
+    alpha_s, sigma_s = S.alpha_sigma(log_s)
+    assert z_s.mean().item() == pytest.approx(alpha_s.item() * 0.6, abs=5e-3)
+    assert z_s.std().item() == pytest.approx(sigma_s.item(), rel=1e-2)
+    # gamma = 1 uses the larger forward variance sigma^2_{t|s}
+    wider = S.ancestral_step(z_t, x, log_t, log_s, torch.randn(x.shape, generator=g), gamma=1.0)
+    assert wider.std() > z_s.std() * 1.05
+
+
+def test_ddim_step_with_the_true_x_follows_the_noise():
+    x, eps = torch.rand(2, 3, 2, 4, 4), torch.randn(2, 3, 2, 4, 4)
+    log_t, log_s = torch.tensor([-3.0, 0.0]), torch.tensor([1.0, 6.0])
+    z_s = S.ddim_step(S.diffuse(x, eps, log_t), x, log_t, log_s)
+    torch.testing.assert_close(z_s, S.diffuse(x, eps, log_s))
+
+
+def test_ddim_sampling_is_deterministic():
+    model = tiny_model(sampler="ddim", sampling_steps=3)
+    randomize(model.ema.module)
+    a = model.sample(2, generator=torch.Generator().manual_seed(3))
+    b = model.sample(2, generator=torch.Generator().manual_seed(3))
+    c = model.sample(2, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.equal(a, c)
+    # DDIM draws only the initial noise: the same z_1 gives the same sample whatever comes after it in the generator
+    g = torch.Generator().manual_seed(3)
+    with model.evaluating():
+        d, _ = model.generate(2, 8, generator=g)
+    torch.testing.assert_close(a, d, rtol=0, atol=0)
+
+
+def test_classifier_free_guidance_uses_the_labels():
+    model = tiny_model(num_classes=9, class_conditional=True, guidance_weight=2.0)
+    randomize(model.ema.module)
+    a = model.sample(2, labels=torch.tensor([0, 0]), generator=torch.Generator().manual_seed(0))
+    b = model.sample(2, labels=torch.tensor([4, 4]), generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(a, b), "the class must change the sample"
+    labels = model.training_labels({"label": torch.tensor([3, -1] * 500)})
+    assert (labels[1::2] == 9).all(), "unlabelled clips train the null class"
+    assert 0.05 < (labels[::2] == 9).float().mean() < 0.15, "p_uncond = 0.1 of labelled clips train the null class"
+
+
+# -- reconstruction guidance -----------------------------------------------------------------------------------------
+
+
+def test_extension_returns_longer_videos_that_start_with_the_short_sample():
+    model = tiny_model()
+    randomize(model.ema.module)
+    short = model.sample(2, generator=torch.Generator().manual_seed(0))
+    long = model.sample(2, generator=torch.Generator().manual_seed(0), frames=13)
+    assert long.shape == (2, 3, 13, 16, 16) and long.min() >= -1 and long.max() <= 1
+    torch.testing.assert_close(long[:, :, :8], short, rtol=0, atol=0)
+    context = torch.rand(2, 3, 3, 16, 16) * 2 - 1
+    predicted = model.predict_frames(context, 10, generator=torch.Generator().manual_seed(0))
+    assert predicted.shape == (2, 3, 10, 16, 16)
+    torch.testing.assert_close(predicted[:, :, :3], context, rtol=0, atol=0)
+
+
+def _reconstruction_errors(model, weights, steps_kept=1):
+    context = torch.rand(2, 3, 4, 16, 16, generator=torch.Generator().manual_seed(9)) * 2 - 1
+    errors = []
+    for w in weights:
+        with model.evaluating():
+            video, error = model.generate(2, 8, generator=torch.Generator().manual_seed(1), context=context,
+                                          reconstruction_weight=w)
+        torch.testing.assert_close(video[:, :, :4], context, rtol=0, atol=0)
+        errors.append(error[-steps_kept:].mean().item())
+    return errors
+
+
+def test_reconstruction_guidance_pulls_the_model_towards_the_context():
+    """With a denoiser that mixes frames strongly (x_hat = the temporal mean of z), the guided frames are pushed to
+    make the context's reconstruction right: its error falls as w_r grows (in the range before overshooting)."""
+    model = tiny_model(sampling_steps=8, sample_with_ema=False)
+    model.predict_clean = lambda net, z, log_snr, labels: z.mean(dim=2, keepdim=True).expand_as(z)
+    errors = _reconstruction_errors(model, (0.0, 0.3, 1.0, 3.0))
+    assert all(a > b for a, b in zip(errors, errors[1:])), errors
+    assert errors[-1] < 0.97 * errors[0], errors
+
+
+def test_reconstruction_guidance_through_the_unet():
+    model = tiny_model(sampling_steps=4, attention_resolutions=(8, 16))
+    randomize(model.ema.module)
+    errors = _reconstruction_errors(model, (0.0, 1.0, 3.0))
+    assert all(a > b for a, b in zip(errors, errors[1:])), errors
+
+
+# -- learning --------------------------------------------------------------------------------------------------------
+
+
+def _features(videos: torch.Tensor) -> torch.Tensor:
+    """Simple clip features: 4x4-pooled frames and 4x4-pooled frame differences, flattened `[N, D]`."""
+    pooled = F.adaptive_avg_pool3d(videos.float(), (videos.shape[2], 4, 4))
+    motion = (pooled[:, :, 1:] - pooled[:, :, :-1]).abs()
+    return torch.cat([pooled.flatten(1), motion.flatten(1)], dim=1)
+
+
+def mmd2(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Unbiased squared MMD with a Gaussian kernel, bandwidth = median pairwise distance of the pooled set."""
+    both = torch.cat([a, b])
+    d2 = torch.cdist(both, both).square()
+    k = torch.exp(-d2 / d2[d2 > 0].median())
+    n, m = len(a), len(b)
+    kaa, kbb, kab = k[:n, :n], k[n:, n:], k[:n, n:]
+    return float((kaa.sum() - kaa.trace()) / (n * (n - 1)) + (kbb.sum() - kbb.trace()) / (m * (m - 1))
+                 - 2 * kab.mean())
+
+
+@pytest.mark.slow
+def test_learns_shapes(tmp_path):
+    from tests.conftest import REPO
+    from zoo.config import resolve_config
+    from zoo.datasets import build_dataset
+    from zoo.training import fit
+
+    steps = 400
+    config = resolve_config(
+        "video_diffusion", "shapes", VideoDiffusionConfig, [REPO / "experiments/video_diffusion/tiny.yaml"],
+        [f"train.run_dir={tmp_path}", f"train.max_steps={steps}", f"train.checkpoint_every={steps}",
+         "train.batch_size=8", "train.log_every=10", "data.num_videos=512", "data.extra_frames=0",
+         "model.base_channels=16", "model.emb_dim=64", "model.lr=1e-3", "model.ema_decay=0.98",
+         "model.sampler=ddim", "model.sampling_steps=16", "model.dropout=0.0"],
+    )
+    torch.manual_seed(0)
+    initial = VideoDiffusion(config.model, VideoSpec(3, 8, 16, 9))
+    result = fit(config)
+    losses = [float(r["train/loss"]) for r in _read_csv(tmp_path / "metrics.csv") if r.get("train/loss")]
+    first, last = sum(losses[:3]) / 3, sum(losses[-5:]) / 5
+    assert last < 0.5 * first, f"loss {first:.3f} -> {last:.3f}"
+
+    dataset = build_dataset("shapes", config.data)
+    real = torch.stack([dataset[i]["video"] for i in range(200, 264)])
+    generator = torch.Generator().manual_seed(0)
+    before = mmd2(_features(initial.sample(64, generator=generator)), _features(real))
+    after = mmd2(_features(result.model.sample(64, generator=torch.Generator().manual_seed(0))), _features(real))
+    assert after < 0.5 * before, f"MMD^2 to real clips: init {before:.4f}, trained {after:.4f}"
+
+
+def _read_csv(path):
+    import csv
+
+    with open(path) as f:
+        return list(csv.DictReader(f))
