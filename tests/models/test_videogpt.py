@@ -263,7 +263,7 @@ def test_class_and_frame_conditioning(vqvae_ckpt):
 @pytest.fixture(scope="module")
 def learnt_vqvae(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("videogpt_vqvae-learn")
-    config = tiny_config("videogpt_vqvae", VQVAEConfig, "train.max_steps=200", "train.sample_every=0",
+    config = tiny_config("videogpt_vqvae", VQVAEConfig, "train.max_steps=300", "train.sample_every=0",
                          f"train.run_dir={run_dir}")
     torch.manual_seed(config.train.seed)
     initial = VideoGPTVQVAE(config.model, TINY_SPEC)
@@ -277,8 +277,8 @@ def test_vqvae_reconstruction_error_falls(learnt_vqvae):
     held_out = shapes_batch(16, seed=123)["video"]
     before = F.mse_loss(initial.reconstruct(held_out), held_out)
     after = F.mse_loss(result.model.reconstruct(held_out), held_out)
-    assert after < 0.4 * before, f"reconstruction MSE {before:.4f} -> {after:.4f}"
-    assert after < 0.5 * held_out.var(), "it must beat predicting the mean video"
+    assert after < 0.25 * before, f"reconstruction MSE {before:.4f} -> {after:.4f}"
+    assert after < 0.7 * held_out.var(), f"MSE {after:.4f} must beat predicting the mean ({held_out.var():.4f})"
 
 
 @pytest.mark.slow

@@ -237,6 +237,35 @@ def categorical(logits: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
     return index[:, 0].clamp(max=logits.shape[-1] - 1)
 
 
+@torch.no_grad()
+def decode_codes(transformer: Transformer, table: torch.Tensor, uniform: torch.Tensor, labels=None, context=None,
+                 use_cache: bool = True) -> torch.Tensor:
+    """Draw codes autoregressively in raster order.
+
+    Args:
+        transformer: the prior.
+        table: codebook `(K, D)` that embeds the codes fed back in.
+        uniform: `(n, L)` uniforms in [0, 1), one per position, so cached and uncached decoding draw alike.
+        labels, context: conditioning, as for `Transformer.forward`.
+        use_cache: True: one position per step with the key/value cache, O(L) per code; False: recompute the whole
+            prefix at every position, O(L^2) per code (the reference the cache is tested and benchmarked against).
+
+    Returns:
+        long `(n, L)`.
+    """
+    n, length = uniform.shape
+    codes = torch.zeros(n, length, dtype=torch.long, device=uniform.device)
+    cache = transformer.new_cache(n, table) if use_cache else None
+    for i in range(length):
+        if cache is not None:
+            previous = F.embedding(codes[:, i - 1 : i], table) if i else table.new_zeros(n, 1, table.shape[1])
+            logits = transformer.step(previous, cache, labels, context)  # (n, K)
+        else:
+            logits = transformer(F.embedding(codes[:, : i + 1], table), labels, context)[:, i]  # code i is unused
+        codes[:, i] = categorical(logits, uniform[:, i])
+    return codes
+
+
 def load_vqvae(path: str | None, spec: VideoSpec) -> VideoGPTVQVAE:
     if not path:
         raise ZooError(
@@ -345,20 +374,9 @@ class VideoGPT(VideoGenerativeModel):
         return torch.rand(*shape, generator=generator, device=generator.device).to(self.device)
 
     def sample_codes(self, n, labels=None, generator=None, context=None, use_cache: bool = True) -> torch.Tensor:
-        """Codes `(n, L)` drawn autoregressively in raster order; `use_cache=False` recomputes the whole prefix at
-        every position (the reference the cache is tested and benchmarked against)."""
-        length, table = self.transformer.length, self.vqvae.codebook.embeddings
-        uniform = self.uniform(n, length, generator=generator)
-        codes = torch.zeros(n, length, dtype=torch.long, device=self.device)
-        cache = self.transformer.new_cache(n, table) if use_cache else None
-        for i in range(length):
-            if cache is not None:
-                previous = self.embed(codes[:, i - 1 : i]) if i else table.new_zeros(n, 1, table.shape[1])
-                logits = self.transformer.step(previous, cache, labels, context)  # (n, K)
-            else:
-                logits = self.transformer(self.embed(codes[:, : i + 1]), labels, context)[:, i]  # code i is unused
-            codes[:, i] = categorical(logits, uniform[:, i])
-        return codes
+        """Codes `(n, L)` from the prior in raster order (see `decode_codes`)."""
+        uniform = self.uniform(n, self.transformer.length, generator=generator)
+        return decode_codes(self.transformer, self.vqvae.codebook.embeddings, uniform, labels, context, use_cache)
 
     def sample(self, n, labels=None, generator=None, frames=None, context=None, use_cache: bool = True):
         """Generate `n` clips `[n, C, T, H, W]` in [-1, 1]: codes from the prior, decoded by the frozen VQ-VAE.

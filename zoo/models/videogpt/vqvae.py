@@ -179,7 +179,7 @@ class Quantized:
     codes: torch.Tensor  # (B, T', H', W') long: code indices
     commitment_loss: torch.Tensor  # beta * ||z - sg(e)||^2, scalar
     perplexity: torch.Tensor  # exp(entropy) of the batch's code histogram, scalar
-    usage: torch.Tensor  # fraction of the codebook chosen at least once in the batch (all ranks), scalar
+    usage: torch.Tensor  # fraction of the codebook chosen at least once in the batch (all ranks in training)
 
 
 def _all_reduce(x: torch.Tensor) -> torch.Tensor:
@@ -262,8 +262,9 @@ class EMACodebook(nn.Module):
         codes = self.nearest(flat)  # (B T' H' W',)
         embeddings = self.lookup(rearrange(codes, "(b t h w) -> b t h w", b=b, t=t, h=h, w=w))
         commitment = self.commitment_weight * F.mse_loss(z, embeddings.detach())
-        counts = _all_reduce(torch.bincount(codes, minlength=self.size).float())
-        if self.training:
+        counts = torch.bincount(codes, minlength=self.size).float()  # (K,)
+        if self.training:  # only training steps synchronise ranks (evaluation may run unevenly across them)
+            counts = _all_reduce(counts)
             self.ema_update(flat, codes, counts)
         probs = counts / counts.sum()
         perplexity = torch.exp(-(probs * torch.log(probs + 1e-10)).sum())
