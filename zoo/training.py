@@ -104,8 +104,8 @@ class SampleGrid(Callback):
             return
         real = trainer.datamodule.real_batch(self.count)
         generator = torch.Generator().manual_seed(self.seed)  # the same noise at every step: progress is visible
-        labels = real["label"] if model.spec.num_classes else None
-        fake = model.sample(len(real["video"]), labels=labels, generator=generator)
+        with model.evaluating():
+            fake = model.grid_videos({k: v.to(model.device) for k, v in real.items()}, generator)
         path = write_video(side_by_side(real["video"], fake.cpu()), self.dir / f"step={model.iteration:07d}.gif")
         for logger in trainer.loggers:
             if type(logger).__name__ == "WandbLogger":

@@ -184,6 +184,36 @@ class TestVideoGPT(ModelContract):
             assert torch.equal(before, after), f"stage-1 {name} changed while training the prior"
 
 
+def test_prior_checkpoint_is_self_contained(vqvae_ckpt, tmp_path):
+    """`zoo sample` on a prior needs nothing but its own checkpoint: the stage-1 file may be gone."""
+    import shutil
+
+    from zoo.models.base import load_model
+
+    stage1 = tmp_path / "stage1.ckpt"
+    shutil.copy(vqvae_ckpt, stage1)
+    run = tmp_path / "prior"
+    fit(tiny_config("videogpt", VideoGPTConfig, *FAST, f"model.vqvae_ckpt={stage1}", f"train.run_dir={run}"))
+    trained = load_model(run / "checkpoints" / "last.ckpt")
+    stage1.unlink()
+    loaded = load_model(run / "checkpoints" / "last.ckpt", expected="videogpt")
+    for (name, a), b in zip(trained.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), name
+    a = trained.sample(2, generator=torch.Generator().manual_seed(3))
+    b = loaded.sample(2, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+
+
+def test_vqvae_grid_shows_reconstructions(vqvae_ckpt):
+    """The training sample grid of stage 1 puts reconstructions of the real clips beside them."""
+    from zoo.models.base import load_model
+
+    model = load_model(vqvae_ckpt)
+    real = shapes_batch(3)
+    shown = model.grid_videos(real, torch.Generator().manual_seed(0))
+    assert torch.equal(shown, model.reconstruct(real["video"]))
+
+
 def test_prior_needs_a_vqvae_checkpoint(vqvae_ckpt, tmp_path):
     config = tiny_config("videogpt", VideoGPTConfig).model
     with pytest.raises(ZooError, match="vqvae_ckpt"):

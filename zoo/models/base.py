@@ -80,6 +80,24 @@ class VideoGenerativeModel(pl.LightningModule, abc.ABC):
             float `[n, C, T, H, W]` in [-1, 1] on the model's device.
         """
 
+    def grid_videos(self, real: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
+        """What the training sample grid shows next to the real clips `real["video"]` `[n, C, T, H, W]`.
+
+        Default: samples from `generator` (class-conditional models get the real clips' labels). A model whose
+        quality is judged against real clips overrides it (VQ-VAE: reconstructions; frame-conditioned: continuations).
+        """
+        labels = real["label"] if self.spec.num_classes else None
+        return self.sample(len(real["video"]), labels=labels, generator=generator)
+
+    @classmethod
+    def from_checkpoint_meta(cls, config: Any, spec: VideoSpec, meta: dict) -> VideoGenerativeModel:
+        """An untrained model of a checkpoint's architecture, for `load_model` to load the weights into.
+
+        Models whose constructor reads other files (VideoGPT's stage-1 checkpoint) rebuild from what their
+        `on_save_checkpoint` recorded in `meta`, so that a checkpoint is all `zoo sample` / `zoo eval` need.
+        """
+        return cls(config, spec)
+
     # -- helpers for subclasses ---------------------------------------------------------------------------------
 
     def randn(self, *shape: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -185,7 +203,7 @@ def load_model(path: str | Path, expected: str | None = None, map_location: str 
         raise ZooError(f"{path} holds a {key!r} model, not {expected!r}")
     cls = MODELS.get(key)
     config = update_dataclass(cls.config_class(), meta["model_config"], "model")
-    model = cls(config, VideoSpec(**meta["spec"]))
+    model = cls.from_checkpoint_meta(config, VideoSpec(**meta["spec"]), meta)
     model.load_state_dict(checkpoint["state_dict"])
     model.on_load_checkpoint(checkpoint)
     return model.to(map_location).eval()

@@ -21,12 +21,13 @@ Deviations:
 * Frame conditioning encodes the first `cond_frames` frames with a small strided 3-D conv stack (spatial / 4,
   `cond_width` channels) instead of the official ResNet-34. `sample()` then needs `context=` real clips.
 * Standard LayerNorm (eps inside the square root); the official LayerNorm adds eps to 1/sigma.
-* The frozen VQ-VAE's weights are stored in this model's checkpoints; rebuilding one still reads the stage-1
-  checkpoint named in `vqvae_ckpt` for its architecture.
+* The frozen VQ-VAE (weights, config and data spec) is stored in this model's checkpoints, so a prior checkpoint
+  is self-contained: `zoo sample` / `zoo eval` never need the stage-1 file named in `vqvae_ckpt`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -35,10 +36,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from zoo.config import update_dataclass
 from zoo.errors import ZooError
 from zoo.models.base import VideoGenerativeModel, VideoSpec, load_model
-from zoo.models.videogpt.grid import replace_sample_grid
-from zoo.models.videogpt.vqvae import SamePadConv3d, VideoGPTVQVAE
+from zoo.models.videogpt.vqvae import SamePadConv3d, VideoGPTVQVAE, VQVAEConfig
 from zoo.registry import register_model
 
 
@@ -290,7 +291,8 @@ class VideoGPT(VideoGenerativeModel):
 
     config_class = VideoGPTConfig
 
-    def __init__(self, config: VideoGPTConfig, spec: VideoSpec):
+    def __init__(self, config: VideoGPTConfig, spec: VideoSpec, vqvae: VideoGPTVQVAE | None = None):
+        """`vqvae`: the stage-1 model (default: loaded from `config.vqvae_ckpt`)."""
         super().__init__(config, spec)
         if config.width % config.heads:
             raise ValueError(f"model.width {config.width} must be divisible by model.heads {config.heads}")
@@ -298,7 +300,7 @@ class VideoGPT(VideoGenerativeModel):
             raise ValueError("model.class_conditional needs a labelled dataset (num_classes > 0)")
         if config.cond_frames >= spec.frames or config.cond_frames < 0:
             raise ValueError(f"model.cond_frames must be in [0, {spec.frames}), got {config.cond_frames}")
-        self.vqvae = load_vqvae(config.vqvae_ckpt, spec).requires_grad_(False).eval()
+        self.vqvae = (vqvae or load_vqvae(config.vqvae_ckpt, spec)).requires_grad_(False).eval()
         self.num_classes = spec.num_classes if config.class_conditional else 0
         codebook = self.vqvae.codebook
         self.transformer = Transformer(config, self.vqvae.latent_shape, codebook.dim, codebook.size, self.num_classes)
@@ -358,13 +360,28 @@ class VideoGPT(VideoGenerativeModel):
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
-    def configure_callbacks(self):
+    def grid_videos(self, real, generator):
         """A frame-conditioned prior's sample grid continues the real clips' first frames."""
-        if not self.config.cond_frames:
-            return []
-        return replace_sample_grid(self._trainer, lambda real, generator: self.sample(
-            len(real["video"]), labels=real["label"] if self.num_classes else None, generator=generator,
-            context=real["video"]))
+        labels = real["label"] if self.num_classes else None
+        context = real["video"] if self.config.cond_frames else None
+        return self.sample(len(real["video"]), labels=labels, generator=generator, context=context)
+
+    # -- checkpoints: self-contained, the stage-1 architecture travels with the prior -------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["zoo"]["vqvae"] = {
+            "model_config": dataclasses.asdict(self.vqvae.config),
+            "spec": dataclasses.asdict(self.vqvae.spec),
+        }
+
+    @classmethod
+    def from_checkpoint_meta(cls, config, spec, meta):
+        if "vqvae" not in meta:
+            return cls(config, spec)
+        vqvae_config = update_dataclass(VQVAEConfig(), meta["vqvae"]["model_config"], "model")
+        vqvae = VideoGPTVQVAE(vqvae_config, VideoSpec(**meta["vqvae"]["spec"]))
+        return cls(config, spec, vqvae=vqvae)  # weights come with the prior's state dict
 
     # -- sampling -----------------------------------------------------------------------------------------------------
 

@@ -38,7 +38,6 @@ from torch import nn
 
 from zoo.models.base import VideoGenerativeModel, VideoSpec
 from zoo.models.layers.axial_attention import AxialAttention3d
-from zoo.models.videogpt.grid import replace_sample_grid
 from zoo.registry import register_model
 
 
@@ -361,6 +360,6 @@ class VideoGPTVQVAE(VideoGenerativeModel):
         c = self.config
         return torch.optim.Adam(self.parameters(), lr=c.lr, betas=(c.beta1, c.beta2))
 
-    def configure_callbacks(self):
+    def grid_videos(self, real, generator):
         """The sample grid shows reconstructions of the real clips (what stage 1 is judged by)."""
-        return replace_sample_grid(self._trainer, lambda real, generator: self.decode(self.encode(real["video"])))
+        return self.reconstruct(real["video"])
