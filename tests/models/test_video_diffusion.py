@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tests.models.contract import ModelContract
+from tests.models.distances import video_distance
 from zoo.models.base import VideoSpec
 from zoo.models.video_diffusion import VideoDiffusion, VideoDiffusionConfig
 from zoo.models.video_diffusion import schedule as S
@@ -253,24 +254,6 @@ def test_reconstruction_guidance_through_the_unet():
 # -- learning --------------------------------------------------------------------------------------------------------
 
 
-def _features(videos: torch.Tensor) -> torch.Tensor:
-    """Simple clip features: 4x4-pooled frames and 4x4-pooled frame differences, flattened `[N, D]`."""
-    pooled = F.adaptive_avg_pool3d(videos.float(), (videos.shape[2], 4, 4))
-    motion = (pooled[:, :, 1:] - pooled[:, :, :-1]).abs()
-    return torch.cat([pooled.flatten(1), motion.flatten(1)], dim=1)
-
-
-def mmd2(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Unbiased squared MMD with a Gaussian kernel, bandwidth = median pairwise distance of the pooled set."""
-    both = torch.cat([a, b])
-    d2 = torch.cdist(both, both).square()
-    k = torch.exp(-d2 / d2[d2 > 0].median())
-    n, m = len(a), len(b)
-    kaa, kbb, kab = k[:n, :n], k[n:, n:], k[:n, n:]
-    return float((kaa.sum() - kaa.trace()) / (n * (n - 1)) + (kbb.sum() - kbb.trace()) / (m * (m - 1))
-                 - 2 * kab.mean())
-
-
 def held_out_loss(model: VideoDiffusion, videos: torch.Tensor) -> float:
     """The diffusion loss on fixed clips, at fixed noise levels (a grid over t) and fixed noise."""
     g = torch.Generator().manual_seed(0)
@@ -309,6 +292,6 @@ def test_learns_shapes(tmp_path):
     before, after = held_out_loss(initial, real), held_out_loss(result.model, real)
     assert after < 0.5 * before, f"held-out denoising loss {before:.3f} -> {after:.3f}"
 
-    mmd_before = mmd2(_features(initial.sample(64, generator=torch.Generator().manual_seed(0))), _features(real))
-    mmd_after = mmd2(_features(result.model.sample(64, generator=torch.Generator().manual_seed(0))), _features(real))
+    mmd_before = video_distance(real, initial.sample(64, generator=torch.Generator().manual_seed(0)))
+    mmd_after = video_distance(real, result.model.sample(64, generator=torch.Generator().manual_seed(0)))
     assert mmd_after < 0.5 * mmd_before, f"MMD^2 to real clips: init {mmd_before:.4f}, trained {mmd_after:.4f}"
