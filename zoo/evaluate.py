@@ -9,7 +9,6 @@ ranks), syncs the metric states, prints a table and appends leaderboard rows.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import socket
 import subprocess
@@ -24,6 +23,7 @@ from tqdm import tqdm
 from zoo import __version__
 from zoo.config import DataConfig, stable_hash, update_dataclass
 from zoo.errors import ZooError
+from zoo.metrics.detectors.weights import sha256_of
 from zoo.metrics.feature_metric import VideoFeatureMetric, as_pixels
 from zoo.metrics.presets import DEFAULT_PRESET, PRESETS, Preset
 
@@ -119,14 +119,6 @@ def build_metric(preset: Preset, extractor: nn.Module) -> VideoFeatureMetric:
 # -- sources of videos --------------------------------------------------------------------------------------------
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def code_version() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
@@ -146,7 +138,7 @@ def load_run(request: EvalRequest):
 
     meta = checkpoint_meta(read_checkpoint(request.ckpt), source=request.ckpt)
     model = load_model(request.ckpt, map_location=request.device if request.device != "cuda" else "cpu")
-    return model, {**meta, "sha256": sha256_file(request.ckpt)}
+    return model, {**meta, "sha256": sha256_of(request.ckpt)}
 
 
 def real_data_config(request: EvalRequest, run: dict, preset: Preset) -> DataConfig:
