@@ -118,3 +118,17 @@ def test_checkpoint_of_another_model_is_refused(run_dir, tmp_path, capsys):
 def test_module_entry_point():
     done = subprocess.run([sys.executable, "-m", "zoo.cli", "list", "models"], capture_output=True, text=True)
     assert done.returncode == 0 and "mocogan" in done.stdout
+
+
+def test_wandb_logger_runs_offline_without_a_key(tmp_path, monkeypatch):
+    """No API key: the run is logged offline (sync later), with scalars and the sample GIFs as media."""
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc key either
+    run = tmp_path / "run"
+    assert main(["fit", "--model", "mocogan", "--config", TINY, "--run-dir", str(run), "--logger", "wandb",
+                 "--set", "train.sample_every=2"]) == 0
+    offline = list((run / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1, "the wandb run must be offline"
+    assert len(list(offline[0].glob("files/media/videos/*.gif"))) == 2
+    assert (run / "metrics.csv").is_file(), "the CSV is written whatever the logger"
