@@ -2,7 +2,9 @@
 
 Policies: `short_side_crop` (centre square crop of side min(H, W), then scale; same result as scaling the short side
 and centre-cropping, as TGAN / MoCoGAN / StyleGAN-V prepare UCF-101, but cheaper) and `stretch` (scale both sides).
-Scaling is antialiased bilinear on float, rounded once to uint8, so real frames are quantized exactly once.
+Scaling is antialiased bilinear computed by torch's uint8 kernel on channels-last frames (the kernel torchvision's
+uint8 resize uses; about 5x faster on CPU than converting to float, within one grey level of the float result), so
+real frames are quantized exactly once. Every path (streaming, prepared, evaluation clips) goes through this function.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ def resize_frames(frames: np.ndarray | torch.Tensor, resolution: int, policy: st
         h = w = side
     if (h, w) == (resolution, resolution):
         return x.contiguous()
-    x = rearrange(x, "t h w c -> t c h w").float()
+    if x.dtype != torch.uint8:
+        raise ValueError(f"expected uint8 frames, got {x.dtype}")
+    x = rearrange(x, "t h w c -> t c h w")  # a channels-last view: the fast uint8 path needs exactly this layout
     x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
-    return rearrange(x.round_().clamp_(0, 255).to(torch.uint8), "t c h w -> t h w c").contiguous()
+    return rearrange(x, "t c h w -> t h w c").contiguous()
