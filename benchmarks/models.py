@@ -1,7 +1,7 @@
 """Speed of every registered model at its tiny config: training step time, sampling rate, parameters, memory.
 
-Prints CSV rows `what,config,value,unit`, then the rows of any model-specific benchmark module
-`benchmarks/models_<key>.py` (exposing `rows() -> list[tuple]`), e.g. comparisons against other implementations.
+Prints CSV rows `what,config,value,unit`, then the rows of every model-specific benchmark module
+`benchmarks/models_<name>.py` (exposing `rows() -> list[tuple]`), e.g. comparisons against other implementations.
 
     python benchmarks/models.py [--models mocogan video_diffusion] [--steps 10] [--device cpu|cuda]
 """
@@ -9,6 +9,7 @@ Prints CSV rows `what,config,value,unit`, then the rows of any model-specific be
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import resource
 import sys
@@ -58,7 +59,8 @@ def model_rows(key: str, steps: int, device: str) -> list[tuple]:
                 "train.checkpoint_every=100000", f"train.accelerator={'gpu' if device.startswith('cuda') else 'cpu'}"]
         config = resolve_config(key, "shapes", MODELS.get(key).config_class, [tiny], sets)
         timer = StepTimer()
-        model = fit(config, extra_callbacks=[timer]).model.to(device)
+        with contextlib.redirect_stdout(sys.stderr):  # Lightning's bar writes to stdout; stdout is the CSV
+            model = fit(config, extra_callbacks=[timer]).model.to(device)
     name = f"{key}/tiny b{config.train.batch_size} {config.data.frames}x{config.data.resolution}^2"
     step_ms = 1000 * sum(timer.times) / len(timer.times)
     n = config.train.batch_size
@@ -85,16 +87,14 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no-extras", action="store_true", help="skip benchmarks/models_<key>.py")
     args = parser.parse_args()
-    rows = []
-    for key in args.models:
-        rows += model_rows(key, args.steps, args.device)
+    print("what,config,value,unit", flush=True)
+    sections = [lambda key=key: model_rows(key, args.steps, args.device) for key in args.models]
     if not args.no_extras:
-        for key in MODELS.keys():
-            if (REPO / "benchmarks" / f"models_{key}.py").is_file():
-                rows += importlib.import_module(f"benchmarks.models_{key}").rows()
-    print("what,config,value,unit")
-    for row in rows:
-        print(",".join(str(v) for v in row))
+        extras = sorted(path.stem for path in (REPO / "benchmarks").glob("models_*.py"))
+        sections += [importlib.import_module(f"benchmarks.{name}").rows for name in extras]
+    for section in sections:
+        for row in section():
+            print(",".join(str(v) for v in row), flush=True)
 
 
 if __name__ == "__main__":

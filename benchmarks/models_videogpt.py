@@ -46,10 +46,6 @@ def timed(fn, repeats: int, warmup: int = 1, device: str = "cpu") -> float:
     return sorted(times)[len(times) // 2]
 
 
-def row(what: str, config: str, value: float, unit: str) -> None:
-    print(f"{what},{config},{value:.4g},{unit}", flush=True)
-
-
 def vqvae_step(spec: VideoSpec, batch: int, device: str) -> float:
     model = VideoGPTVQVAE(tiny("videogpt_vqvae", VQVAEConfig), spec).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -106,6 +102,28 @@ def sampling(length: int, n: int, use_cache: bool, device: str) -> float:
     return n * length / seconds
 
 
+def rows(threads: int = 1, device: str = "cpu", lengths: tuple[int, ...] = (64, 256, 1024), samples: int = 4):
+    """The VideoGPT rows `(what, config, value, unit)`; also run by `benchmarks/models.py`."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    where = f"{device} {threads} thread(s)"
+    spec = VideoSpec(3, 8, 32, 0)
+    out = [
+        ("vqvae_train_step", f"tiny 8x32x32 batch 8 ({where})", round(vqvae_step(spec, 8, device) * 1e3, 1), "ms"),
+        ("prior_train_step", f"tiny 256 codes batch 8 incl. VQ-VAE encode ({where})",
+         round(prior_step(spec, 8, device) * 1e3, 1), "ms"),
+    ]
+    for length in lengths:
+        cached = sampling(length, samples, True, device)
+        uncached = sampling(length, samples, False, device)
+        config = f"tiny prior L={length} n={samples} ({where})"
+        out += [("sampling_kv_cache", config, round(cached), "codes/s"),
+                ("sampling_no_cache", config, round(uncached), "codes/s"),
+                ("kv_cache_speedup", config, round(cached / uncached, 1), "x")]
+    torch.set_num_threads(previous)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: stable on shared CPUs)")
@@ -113,20 +131,9 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 1024], help="codes per sequence")
     parser.add_argument("--samples", type=int, default=4, help="sequences decoded in parallel")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    where = f"{args.device} {args.threads} thread(s)"
-    spec = VideoSpec(3, 8, 32, 0)
     print("what,config,value,unit")
-    row("vqvae_train_step", f"tiny 8x32x32 batch 8 ({where})", vqvae_step(spec, 8, args.device) * 1e3, "ms")
-    row("prior_train_step", f"tiny 256 codes batch 8 incl. VQ-VAE encode ({where})",
-        prior_step(spec, 8, args.device) * 1e3, "ms")
-    for length in args.lengths:
-        cached = sampling(length, args.samples, True, args.device)
-        uncached = sampling(length, args.samples, False, args.device)
-        config = f"tiny prior L={length} n={args.samples} ({where})"
-        row("sampling_kv_cache", config, cached, "codes/s")
-        row("sampling_no_cache", config, uncached, "codes/s")
-        row("kv_cache_speedup", config, cached / uncached, "x")
+    for row in rows(args.threads, args.device, tuple(args.lengths), args.samples):
+        print(",".join(str(v) for v in row), flush=True)
 
 
 if __name__ == "__main__":
