@@ -80,3 +80,16 @@ def test_flow_is_zero_on_background():
     clip = render_clip(seed=0, index=1, frames=4, resolution=32)
     background = clip["segmentation"][:-1] == 0
     assert clip["flow"][:, background].abs().max() == 0
+
+
+def test_image_frames_for_joint_training_come_from_other_videos():
+    from zoo.config import DataConfig
+    from zoo.datasets.datamodule import VideoDataModule
+
+    datamodule = VideoDataModule(DataConfig(frames=6, resolution=24, extra_frames=3, num_workers=0), 2)
+    item = datamodule.train_dataloader().dataset[(5, 17)]
+    assert item["image_frames"].shape == (3, 3, 24, 24)
+    assert torch.equal(item["image_frames"], datamodule.train_dataloader().dataset[(5, 17)]["image_frames"])
+    for k in range(3):
+        frame = item["image_frames"][:, k]
+        assert not any(torch.equal(frame, item["video"][:, t]) for t in range(6)), "a frame of the item's own clip"

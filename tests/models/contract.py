@@ -10,8 +10,6 @@ and override `check_forward(model, batch)` to assert the model's own forward sha
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -114,7 +112,3 @@ class ModelContract:
 
 def result_steps(model) -> int:
     return model.experiment["train"]["max_steps"]
-
-
-def finite(x: torch.Tensor) -> bool:
-    return bool(torch.isfinite(x).all()) and not math.isnan(float(x.float().mean()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 from collections.abc import Callable, Iterator
@@ -76,10 +77,17 @@ class ResumableSampler(Sampler[tuple[int, int]]):
 
 class WithImageFrames(Dataset):
     """Adds `image_frames`: K single frames from other, randomly chosen videos (joint image-video training,
-    Ho et al. 2022, Sec. 3.2). float `[C, K, H, W]` in [-1, 1]."""
+    Ho et al. 2022, Sec. 3.2). float `[C, K, H, W]` in [-1, 1].
 
-    def __init__(self, dataset: VideoDataset, count: int, seed: int):
-        self.dataset, self.count, self.seed = dataset, count, seed
+    Frames come from `frames`, a 1-frame view of the same data, so each costs one decoded frame rather than a clip.
+    Its indices may differ from the clip dataset's (fewer videos are too short for one frame), so "another video"
+    is decided by `item_name`.
+    """
+
+    def __init__(self, dataset: VideoDataset, frames: VideoDataset, count: int, seed: int):
+        if len(frames) < 2:
+            raise ValueError("joint image-video training needs at least 2 videos")
+        self.dataset, self.frames, self.count, self.seed = dataset, frames, count, seed
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -88,12 +96,13 @@ class WithImageFrames(Dataset):
         item = self.dataset[key]
         index, draw = VideoDataset.split_key(key)
         rng = np.random.default_rng([self.seed, 7919, index if draw is None else draw])
-        others = rng.choice(len(self.dataset) - 1, size=self.count, replace=len(self.dataset) - 1 < self.count)
+        own = self.dataset.item_name(index)
         frames = []
-        for other in others:
-            other = int(other) + (other >= index)  # any video but this one
-            clip = self.dataset[(other, int(rng.integers(2**31)))]["video"]
-            frames.append(clip[:, int(rng.integers(clip.shape[1]))])
+        for other in rng.integers(len(self.frames), size=self.count):
+            other = int(other)
+            if self.frames.item_name(other) == own:  # any video but this one
+                other = (other + 1) % len(self.frames)
+            frames.append(self.frames[(other, int(rng.integers(2**31)))]["video"][:, 0])
         item["image_frames"] = torch.stack(frames, dim=1)
         return item
 
@@ -170,7 +179,9 @@ class VideoDataModule(pl.LightningDataModule):
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         dataset: Dataset = self.dataset
         if self.config.extra_frames > 0:
-            dataset = WithImageFrames(self.dataset, self.config.extra_frames, self.seed)
+            one_frame = dataclasses.replace(self.config, frames=1, frame_stride=1, extra_frames=0)
+            dataset = WithImageFrames(self.dataset, build_dataset(one_frame.name, one_frame),
+                                      self.config.extra_frames, self.seed)
         sampler = ResumableSampler(len(self.dataset), self.batch_size, self.seed, rank, world, self._progress,
                                    on_epoch_end=self.report_failures)
         # persistent workers are safe: the sampler lives in the main process and re-reads progress each epoch

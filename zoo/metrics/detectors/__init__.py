@@ -18,7 +18,6 @@ from zoo.errors import ZooError
 from zoo.metrics.detectors.c3d import C3D, TorchScriptC3D, load_c3d_npz
 from zoo.metrics.detectors.i3d import InceptionI3d
 from zoo.metrics.preprocess import pixels_to_i3d_input
-from zoo.video_io import from_uint8
 
 
 class TorchScriptI3D(nn.Module):
@@ -128,7 +127,7 @@ class C3DExtractor(nn.Module):
         device = next(self.network.parameters(), next(self.network.buffers(), torch.empty(0))).device
         if pixels.shape[-1] == 1:
             pixels = pixels.expand(-1, -1, -1, -1, 3)
-        return self.network.probabilities(from_uint8(pixels.to(device)))
+        return self.network.pixel_probabilities(pixels.to(device))
 
 
 DETECTOR_WEIGHTS = {  # detector key -> WEIGHTS key of its network

@@ -25,6 +25,7 @@ from einops import rearrange
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.video_io import from_uint8
 
 CONVS = (("conv1a", 3, 64), ("conv2a", 64, 128), ("conv3a", 128, 256), ("conv3b", 256, 256),
          ("conv4a", 256, 512), ("conv4b", 512, 512), ("conv5a", 512, 512), ("conv5b", 512, 512))
@@ -70,6 +71,10 @@ class C3D(nn.Module):
         """Softmax over the 101 classes, float64 `[B, 101]` (TGANv2 stores float64 predictions)."""
         return torch.softmax(self(x).double(), dim=1)
 
+    def pixel_probabilities(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 `[B, 16, H, W, 3]` -> float64 `[B, 101]`."""
+        return self.probabilities(from_uint8(pixels))
+
 
 def load_c3d_npz(weights: str | Path, mean: str | Path) -> C3D:
     """Build the C3D from TGANv2's Chainer npz files (read with numpy).
@@ -108,9 +113,6 @@ class TorchScriptC3D(nn.Module):
         super().__init__()
         self.scripted = scripted
 
-    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        pixels = (x * 127.5 + 128.0).clamp(0, 255).to(torch.uint8)  # back to the uint8 it was quantized from
-        return self.scripted(pixels).double()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.probabilities(x).log()
+    def pixel_probabilities(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 `[B, 16, H, W, 3]` -> float64 `[B, 101]` (the TorchScript takes the pixels as they are)."""
+        return self.scripted(rearrange(pixels, "b t h w c -> b c t h w")).double()
