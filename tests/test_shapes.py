@@ -84,12 +84,14 @@ def test_flow_is_zero_on_background():
 
 def test_image_frames_for_joint_training_come_from_other_videos():
     from zoo.config import DataConfig
+    from zoo.datasets.base import to_video
     from zoo.datasets.datamodule import VideoDataModule
 
     datamodule = VideoDataModule(DataConfig(frames=6, resolution=24, extra_frames=3, num_workers=0), 2)
-    item = datamodule.train_dataloader().dataset[(5, 17)]
+    item = to_video(datamodule.train_dataloader().dataset[(5, 17)])
     assert item["image_frames"].shape == (3, 3, 24, 24)
-    assert torch.equal(item["image_frames"], datamodule.train_dataloader().dataset[(5, 17)]["image_frames"])
+    again = to_video(datamodule.train_dataloader().dataset[(5, 17)])
+    assert torch.equal(item["image_frames"], again["image_frames"])
     for k in range(3):
         frame = item["image_frames"][:, k]
         assert not any(torch.equal(frame, item["video"][:, t]) for t in range(6)), "a frame of the item's own clip"

@@ -13,6 +13,15 @@ def test_uint8_round_trip_is_exact_on_every_value():
     assert torch.equal(to_uint8(from_uint8(pixels)), pixels)
 
 
+def test_from_uint8_layout_and_values():
+    pixels = torch.randint(0, 256, (2, 4, 5, 6, 3), dtype=torch.uint8)
+    videos = from_uint8(pixels)
+    assert videos.shape == (2, 3, 4, 5, 6) and videos.is_contiguous()  # b c t h w <- b t h w c
+    assert abs(videos[1, 2, 3, 4, 5].item() - (pixels[1, 3, 4, 5, 2].item() / 127.5 - 1)) < 1e-6
+    assert videos.min() >= -1 and videos.max() <= 1
+    assert torch.equal(from_uint8(pixels[0]), videos[0]), "one clip converts like a batch"
+
+
 def test_to_uint8_range_and_rounding():
     videos = torch.tensor([-1.0, -2.0, 0.0, 1.0, 3.0]).reshape(1, 1, 5, 1, 1)
     assert to_uint8(videos).flatten().tolist() == [0, 0, 128, 255, 255]

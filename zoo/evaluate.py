@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from zoo import __version__
@@ -165,17 +166,25 @@ def _progress(total: int, desc: str, rank: int):
 
 
 def real_clips(config: DataConfig, request: EvalRequest, num: int):
-    """`(dataset, clips [(index, start)], fingerprint)` of the real side."""
+    """`(dataset, clip list, fingerprint)` of the real side; the list holds at least `num` clips."""
     from zoo.datasets import build_dataset
     from zoo.datasets.cliplist import ClipList, make_clip_list
 
     dataset = build_dataset(config.name, config)
     clip_list = ClipList.load(request.clip_list) if request.clip_list else make_clip_list(dataset, num, config.seed)
-    clips = clip_list.resolve(dataset)
-    if len(clips) < num:
-        raise ZooError(f"the clip list has {len(clips)} clips but the protocol needs {num}; "
-                       f"pass --num-real {len(clips)}")
-    return dataset, clips[:num], clip_list.fingerprint
+    if len(clip_list.clips) < num:
+        raise ZooError(f"the clip list has {len(clip_list.clips)} clips but the protocol needs {num}; "
+                       f"pass --num-real {len(clip_list.clips)}")
+    return dataset, clip_list, clip_list.fingerprint
+
+
+def real_loader(dataset, clip_list, num: int, rank: int, world: int, batch_size: int, workers: int) -> DataLoader:
+    """This rank's share of the first `num` clips of the list, decoded by `workers` DataLoader processes, in list
+    order (the order features are gathered and cached in)."""
+    from zoo.datasets.cliplist import ClipListDataset
+
+    return DataLoader(ClipListDataset(dataset, clip_list, rank, world, num=num), batch_size=batch_size,
+                      shuffle=False, num_workers=workers)
 
 
 def fake_videos(request: EvalRequest, model, preset: Preset, config: DataConfig):
@@ -233,7 +242,7 @@ def _run_group(request: EvalRequest, presets: list[Preset], model, run: dict, ra
     config = real_data_config(request, run, p0) if (p0.num_real or request.ckpt or request.data) else None
     fingerprint, cache = "", "none"
     if p0.num_real:
-        dataset, clips, fingerprint = real_clips(config, request, p0.num_real)
+        dataset, clip_list, fingerprint = real_clips(config, request, p0.num_real)
         key = stats_key(fingerprint, {**info, "frames": p0.frames, "frame_stride": p0.frame_stride}, p0.num_real)
         cached = load_real_features(key)
         if cached is not None:
@@ -242,14 +251,14 @@ def _run_group(request: EvalRequest, presets: list[Preset], model, run: dict, ra
                 metric.update(features=torch.from_numpy(cached[rank::world]), real=True)
         else:
             cache = "miss"
-            mine = list(range(rank, len(clips), world))
-            with _progress(len(mine) * world, f"real {p0.name}", rank) as bar:
-                for positions in _batches(mine, request.batch_size):
-                    pixels = torch.stack([dataset.pixels_at(*clips[i]) for i in positions])
-                    feats = extractor(pixels.to(device))
+            loader = real_loader(dataset, clip_list, p0.num_real, rank, world, request.batch_size,
+                                 config.num_workers)
+            with _progress(p0.num_real, f"real {p0.name}", rank) as bar:
+                for batch in loader:
+                    feats = extractor(batch["pixels"].to(device))
                     for metric in metrics:
                         metric.update(features=feats, real=True)
-                    bar.update(len(positions) * world)
+                    bar.update(len(feats) * world)
             with metrics[0].sync_context(should_sync=world > 1):
                 real, _ = metrics[0].feature_arrays()
             if rank == 0:

@@ -38,10 +38,10 @@ def from_uint8(pixels: torch.Tensor) -> torch.Tensor:
     """uint8 `[B, T, H, W, C]` (or `[T, H, W, C]`) -> float `[B, C, T, H, W]` (or `[C, T, H, W]`) in [-1, 1]."""
     if pixels.dtype != torch.uint8:
         raise ValueError(f"expected uint8 pixels, got {pixels.dtype}")
-    videos = pixels.float() / 127.5 - 1.0
-    if pixels.ndim == 4:
-        return rearrange(videos, "t h w c -> c t h w")
-    return rearrange(videos, "b t h w c -> b c t h w")
+    channels_first = pixels.movedim(-1, -4)  # [..., T, H, W, C] -> [..., C, T, H, W], a view
+    videos = torch.empty(channels_first.shape, dtype=torch.float32, device=pixels.device)
+    videos.copy_(channels_first)  # one contiguous allocation, then in place: the values of `x.float() / 127.5 - 1`
+    return videos.div_(127.5).sub_(1.0)
 
 
 def assert_video(videos: torch.Tensor, name: str = "video", channels: int | None = None) -> None:

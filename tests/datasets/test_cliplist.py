@@ -46,6 +46,18 @@ def test_clip_list_remaps_by_name(video_tree, cache):
     assert [bigger.item_name(i) for i, _ in remapped] == clips.names
 
 
+@pytest.mark.parametrize("damage", ["delete", "empty"])
+def test_a_clip_list_naming_a_video_this_copy_cannot_read_is_refused(video_tree, cache, damage):
+    d = build_dataset("folder", root=str(video_tree), frames=8, resolution=16, index_cache=cache)
+    clips = make_clip_list(d, 4, seed=3)
+    victim = video_tree / clips.names[0]
+    victim.unlink() if damage == "delete" else victim.write_bytes(b"")
+    damaged = build_dataset("folder", root=str(video_tree), frames=8, resolution=16, index_cache=cache,
+                            max_bad_fraction=0.5)
+    with pytest.raises(ZooError, match=f"cannot be read from this copy.*{clips.names[0]}"):
+        clips.resolve(damaged)  # replacing that clip would silently change the evaluation protocol
+
+
 def test_partition_has_no_duplicates_or_losses():
     for n in (0, 1, 7, 2048):
         for world in (1, 2, 3, 8):

@@ -71,7 +71,12 @@ def test_ucf101_dataset_on_fake_tree(tmp_path, cache):
 def test_missing_files_are_counted_and_too_many_is_an_error(tmp_path, cache):
     root = _fake_ucf(tmp_path / "UCF-101", missing=("Archery/v_Archery_g02_c01.avi",))
     d = build_dataset("ucf101", root=str(root), split="all", frames=8, index_cache=cache, max_bad_fraction=0.2)
-    assert d.counts["missing"] == 1 and len(d) == 5
+    assert d.counts["missing"] == 1 and d.counts["usable"] == 5
+    assert len(d) == 6, "a listed file that is missing stays an item (replaced when read), as the split lists it"
+    gone = next(i for i in range(len(d)) if d.item_name(i) == "Archery/v_Archery_g02_c01.avi")
+    item = d[(gone, 3)]
+    assert item["video"].shape == (3, 8, 64, 64) and item["video"].std() > 0.02, "a real replacement clip"
+    assert list(d.failures) == ["Archery/v_Archery_g02_c01.avi"]
     with pytest.raises(ZooError, match="zoo data check"):
         build_dataset("ucf101", root=str(root), split="all", frames=8, index_cache=cache, max_bad_fraction=0.1)
 

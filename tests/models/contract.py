@@ -80,8 +80,8 @@ class ModelContract:
 
     def test_forward_shapes(self):
         model, datamodule = self.build()
-        batch = next(iter(datamodule.train_dataloader()))
-        self.check_forward(model, batch)
+        batch = next(iter(datamodule.train_dataloader()))  # what Lightning does: load, transfer, convert
+        self.check_forward(model, datamodule.on_after_batch_transfer(batch, 0))
 
     def test_training_updates_weights_without_nan(self, trained):
         initial, result = trained

@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import Dataset
 
 from zoo.config import DataConfig
+from zoo.video_io import from_uint8
 
 # Training samplers pass `(index, draw_seed)`: any randomness of the item (its clip start) is drawn from `draw_seed`,
 # so the data stream depends only on the sampler's seed and position (exact resume, any number of workers).
@@ -15,11 +16,29 @@ from zoo.config import DataConfig
 ItemKey = int | tuple[int, int]
 
 
+# uint8 entries of raw items and batches -> the float entries `to_video` makes of them
+PIXEL_KEYS = {"pixels": "video", "image_pixels": "image_frames"}
+
+
+def to_video(item: dict) -> dict:
+    """Replace the uint8 entries of a raw item or collated batch (`PIXEL_KEYS`) by float videos in [-1, 1]:
+    `[T, H, W, C]` -> `[C, T, H, W]`, `[B, T, H, W, C]` -> `[B, C, T, H, W]` (`video_io.from_uint8`)."""
+    out = {}
+    for key, value in item.items():
+        if key in PIXEL_KEYS:
+            out[PIXEL_KEYS[key]] = from_uint8(value)
+        else:
+            out[key] = value
+    return out
+
+
 class VideoDataset(Dataset):
     """Base class of registered datasets.
 
     Items are dicts `{"video": float [C, T, H, W] in [-1, 1], "label": long (-1 if unlabelled), ...}`; extra keys
-    never change the meaning of those two.
+    never change the meaning of those two. Subclasses implement `raw_item`, the same item with the clip still as
+    decoded (`"pixels"`, uint8 `[T, H, W, C]`): the DataModule's loaders ship raw items between processes (4x fewer
+    bytes than float) and convert whole batches with `to_video` once they are on the training device.
     """
 
     registry_key: ClassVar[str]
@@ -36,12 +55,16 @@ class VideoDataset(Dataset):
     def __len__(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def __getitem__(self, key: ItemKey) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def raw_item(self, key: ItemKey) -> dict[str, torch.Tensor]:
+        """The item of `key` with its clip as decoded: `{"pixels": uint8 [T, H, W, C], "label": long, ...}`."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def __getitem__(self, key: ItemKey) -> dict[str, torch.Tensor]:
+        return to_video(self.raw_item(key))
 
     def pixels(self, key: ItemKey) -> torch.Tensor:
         """The clip of `key` as decoded: uint8 `[T, H, W, C]`, before any float conversion (the metrics path)."""
-        raise NotImplementedError  # pragma: no cover - abstract
+        return self.raw_item(key)["pixels"]
 
     def num_starts(self, index: int) -> int:
         """How many clip start frames item `index` allows (starts are 0 .. num_starts - 1)."""

@@ -20,7 +20,6 @@ from torch.utils.data import Dataset
 
 from zoo.config import DataConfig, stable_hash
 from zoo.errors import ZooError
-from zoo.video_io import from_uint8
 
 # Fields that change what a real clip looks like. Paths, workers, threads, the decoder choice policy, the prepared
 # cache and the bad-file tolerance do not (prepared == streaming is tested), so they stay out.
@@ -82,23 +81,27 @@ class ClipList:
         """The clips as indices of `dataset`, remapped through `names` when the datasets index videos differently.
 
         Raises:
-            ZooError: when the list was drawn for another dataset or names a video this copy lacks.
+            ZooError: when the list was drawn for another dataset, or names a clip this copy lacks or cannot read.
         """
         if self.dataset != dataset.registry_key:
             raise ZooError(f"clip list is for dataset {self.dataset!r}, not {dataset.registry_key!r}")
         if not self.names or all(
             0 <= i < len(dataset) and dataset.item_name(i) == n for (i, _), n in zip(self.clips, self.names)
         ):
-            return list(self.clips)
-        by_name = {dataset.item_name(i): i for i in range(len(dataset))}
-        missing = [n for n in self.names if n not in by_name]
-        if missing:
+            clips = list(self.clips)
+        else:
+            by_name = {dataset.item_name(i): i for i in range(len(dataset))}
+            clips = [(by_name.get(n, -1), s) for (_, s), n in zip(self.clips, self.names)]
+        # a video this copy lacks, cannot read, or holds fewer frames of: replacing its clip would change the protocol
+        unusable = [self.names[k] if self.names else str(i) for k, (i, s) in enumerate(clips)
+                    if i < 0 or not 0 <= s < dataset.num_starts(i)]
+        if unusable:
             raise ZooError(
-                f"{len(missing)} video(s) of the clip list are missing from this copy of {self.dataset} "
-                f"(first: {missing[0]});"
+                f"{len(unusable)} clip(s) of the clip list cannot be read from this copy of {self.dataset} "
+                f"(missing, unreadable or too short; first: {unusable[0]});"
                 " evaluate on a complete copy or draw a new list with `zoo data cliplist`"
             )
-        return [(by_name[n], s) for (_, s), n in zip(self.clips, self.names)]
+        return clips
 
 
 def protocol_fingerprint(config: DataConfig, clip_list: ClipList | None = None) -> str:
@@ -184,18 +187,19 @@ def partition(num: int, rank: int, world_size: int) -> range:
 class ClipListDataset(Dataset):
     """This rank's share of a clip list as a map-style dataset.
 
-    Items: `{"pixels": uint8 [T, H, W, C], "video": float [C, T, H, W] in [-1, 1], "label": long,
-    "position": long (place in the full list)}`.
+    Items: `{"pixels": uint8 [T, H, W, C], "label": long, "position": long (place in the full list)}`
+    (`base.to_video` adds the float video).
 
     Args:
         dataset: the `VideoDataset` the list was drawn from (or an equivalent copy).
         clip_list: the clips.
         rank, world_size: DDP place; positions follow `partition`.
+        num: use the list's first `num` clips (all when None).
     """
 
-    def __init__(self, dataset, clip_list: ClipList, rank: int = 0, world_size: int = 1):
+    def __init__(self, dataset, clip_list: ClipList, rank: int = 0, world_size: int = 1, num: int | None = None):
         self.dataset = dataset
-        self.clips = clip_list.resolve(dataset)
+        self.clips = clip_list.resolve(dataset)[:num]
         self.positions = partition(len(self.clips), rank, world_size)
 
     def __len__(self) -> int:
@@ -204,10 +208,8 @@ class ClipListDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         position = self.positions[i]
         index, start = self.clips[position]
-        pixels = self.dataset.pixels_at(index, start)
         return {
-            "pixels": pixels,
-            "video": from_uint8(pixels),
+            "pixels": self.dataset.pixels_at(index, start),
             "label": torch.tensor(self.dataset.label_of(index), dtype=torch.long),
             "position": torch.tensor(position, dtype=torch.long),
         }

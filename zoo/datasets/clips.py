@@ -12,11 +12,13 @@ start drawn from `(seed, draw_seed)` only; a bare `index` takes the deterministi
 Policies (documented in the README):
 * too short: videos with fewer frames than one clip's span are skipped when the dataset is built; counted in
   `counts["too_short"]` and logged once. Clips are never padded.
-* missing / unreadable at indexing: left out and counted (`missing`, `unreadable`). For UCF-101 and `folder` both
-  count as bad; for Kinetics missing clips are expected and only reported.
-* failing at decode time (truncated stream, codec error): logged once with its path, replaced by the clip of another
-  video chosen from `(seed, index, attempt)` (so every process replaces it the same way), counted, and appended to
-  `failure_log` when the DataModule sets one. Never black frames.
+* bad: a file that is listed but missing, or whose container cannot be read when indexing (zero bytes, unreadable
+  header or codec), stays an item (`counts["missing"]`, `counts["unreadable"]`); so does a file that fails when
+  decoded (truncated stream, corrupt frames). Reading a bad item logs it once with its path, replaces its clip by
+  the clip of another video chosen from `(seed, index, attempt)` (so every process replaces it the same way),
+  counts it and appends it to `failure_log` when the DataModule sets one (reported at the end of every epoch).
+  Never black frames. Exception: Kinetics clips that are missing are expected (every copy lacks some), so they are
+  reported and left out of the index rather than counted as bad.
 * more than `max_bad_fraction` of the listed videos bad: `ZooError`.
 """
 
@@ -39,7 +41,6 @@ from zoo.datasets.index import IndexEntry, build_index
 from zoo.datasets.prepared import PreparedVideos
 from zoo.datasets.transforms import RESIZE_POLICIES, resize_frames
 from zoo.errors import ZooError
-from zoo.video_io import from_uint8
 
 log = logging.getLogger(__name__)
 MAX_REPLACEMENTS = 16
@@ -72,10 +73,11 @@ class ClipDataset(VideoDataset):
             self.root, listed, config.video_stream, config.index_cache, progress=progress
         )
         self.span = (config.frames - 1) * config.frame_stride + 1
-        self.records = [e for e in self.entries if e.meta is not None and e.meta.frames >= self.span]
+        self.records = [e for e in self.entries if self._is_item(e)]
         if config.num_videos is not None:
             self.records = self.records[: config.num_videos]
         self.counts = self._count()
+        self.bad_at_index = {r.path for r in self.records if r.meta is None}
         self.failures: dict[str, str] = {}  # runtime decode failures in this process: path -> reason
         self.failure_log: str | None = None  # JSON-lines file shared by workers (set by the DataModule)
         self._prepared = PreparedVideos(config.prepared, config) if config.prepared else None
@@ -99,6 +101,16 @@ class ClipDataset(VideoDataset):
             raise self.layout_error(f"dataset root {root} does not exist")
         return root
 
+    def _is_item(self, entry: IndexEntry) -> bool:
+        if entry.meta is not None:
+            return entry.meta.frames >= self.span  # too short: skipped
+        return entry.problem != "missing" or self.missing_is_bad  # bad: an item, replaced when read
+
+    @property
+    def usable(self) -> list[IndexEntry]:
+        """The items whose container could be read (bad items excluded)."""
+        return [r for r in self.records if r.meta is not None]
+
     def _count(self) -> dict[str, int]:
         problems = Counter(
             "missing" if e.problem == "missing" else "unreadable" for e in self.entries if e.problem is not None
@@ -106,7 +118,8 @@ class ClipDataset(VideoDataset):
         found = len(self.entries) - problems["missing"]
         too_short = sum(1 for e in self.entries if e.meta is not None and e.meta.frames < self.span)
         return {"listed": len(self.entries), "found": found, "missing": problems["missing"],
-                "unreadable": problems["unreadable"], "too_short": too_short, "usable": len(self.records)}
+                "unreadable": problems["unreadable"], "too_short": too_short,
+                "usable": sum(1 for r in self.records if r.meta is not None)}
 
     def _check(self) -> None:
         c = self.counts
@@ -127,11 +140,11 @@ class ClipDataset(VideoDataset):
                 f"{bad} of {c['listed']} {self.registry_key} videos are missing or unreadable (more than "
                 f"data.max_bad_fraction={self.config.max_bad_fraction}); check the copy with `zoo data check`"
             )
-        if not self.records:
+        if not c["usable"]:
             summary = ", ".join(f"{k} {v}" for k, v in c.items())
             raise self.layout_error(f"no usable videos under {self.root} ({summary})")
         if self._prepared is not None:
-            missing = self._prepared.missing([r.path for r in self.records])
+            missing = self._prepared.missing([r.path for r in self.usable])
             if missing:
                 raise ZooError(f"prepared dataset {self.config.prepared} lacks {len(missing)} videos of this split "
                                f"(first: {missing[0]}); prepare with --split all or this split")
@@ -141,7 +154,8 @@ class ClipDataset(VideoDataset):
         return len(self.records)
 
     def num_starts(self, index: int) -> int:
-        return self.records[index].meta.frames - self.span + 1
+        meta = self.records[index].meta
+        return 0 if meta is None else meta.frames - self.span + 1  # a bad item has no clips of its own
 
     def label_of(self, index: int) -> int:
         return self.records[index].label
@@ -152,7 +166,7 @@ class ClipDataset(VideoDataset):
     def start_of(self, index: int, draw: int | None) -> int:
         """Clip start of item `index`: drawn from `(seed, draw)` for training keys, from `(seed, index)` otherwise."""
         seed = [self.config.seed, 0, draw] if draw is not None else [self.config.seed, 1, index]
-        return int(np.random.default_rng(seed).integers(self.num_starts(index)))
+        return int(np.random.default_rng(seed).integers(max(1, self.num_starts(index))))
 
     def frame_ids(self, start: int) -> list[int]:
         return [start + k * self.config.frame_stride for k in range(self.config.frames)]
@@ -165,6 +179,8 @@ class ClipDataset(VideoDataset):
             DecodeError: the file cannot give these frames.
         """
         record, c = self.records[index], self.config
+        if record.meta is None:  # bad at indexing: `problem` says why (and names the file unless it is missing)
+            raise DecodeError(f"{self.root / record.path}: missing" if record.problem == "missing" else record.problem)
         ids = self.frame_ids(start)
         if self._prepared is not None:
             return torch.from_numpy(self._prepared.read(record.path, ids))
@@ -197,29 +213,23 @@ class ClipDataset(VideoDataset):
             finally:
                 os.close(fd)
         c = self.counts
-        bad = len(self.failures) + c["unreadable"] + (c["missing"] if self.missing_is_bad else 0)
+        bad = len(self.bad_at_index | self.failures.keys())
         if bad > self.config.max_bad_fraction * max(c["listed"], 1):
             raise ZooError(f"{bad} of {c['listed']} {self.registry_key} videos are unreadable (more than "
                            f"data.max_bad_fraction={self.config.max_bad_fraction}); last: {path}: {reason}; "
                            "run `zoo data check`")
-
-    def pixels(self, key: ItemKey) -> torch.Tensor:
-        index, draw = self.split_key(key)
-        if not 0 <= index < len(self):
-            raise IndexError(f"{self.registry_key} index {index} out of range [0, {len(self)})")
-        return self._clip(index, self.start_of(index, draw), draw)[1]
 
     def pixels_at(self, index: int, start: int) -> torch.Tensor:
         if not 0 <= start < self.num_starts(index):
             raise IndexError(f"clip start {start} outside [0, {self.num_starts(index)}) for {self.item_name(index)}")
         return self._clip(index, start, None)[1]
 
-    def __getitem__(self, key: ItemKey) -> dict[str, torch.Tensor]:
+    def raw_item(self, key: ItemKey) -> dict[str, torch.Tensor]:
         index, draw = self.split_key(key)
         if not 0 <= index < len(self):
             raise IndexError(f"{self.registry_key} index {index} out of range [0, {len(self)})")
         used, pixels = self._clip(index, self.start_of(index, draw), draw)
-        return {"video": from_uint8(pixels), "label": torch.tensor(self.records[used].label, dtype=torch.long)}
+        return {"pixels": pixels, "label": torch.tensor(self.records[used].label, dtype=torch.long)}
 
 
 def read_failure_log(path: str | Path) -> dict[str, str]:

@@ -109,7 +109,7 @@ def run_check(args) -> None:
     problems = [(e.path, e.problem) for e in dataset.entries if e.problem is not None]
     if args.decode:
         failed = 0
-        for r in tqdm(dataset.records, desc="decoding", unit="video"):
+        for r in tqdm(dataset.usable, desc="decoding", unit="video"):
             try:
                 read_frames(str(dataset.root / r.path), [0, r.meta.frames - 1], r.meta, dataset.config.decoder)
             except DecodeError as e:

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from zoo.config import DataConfig
 from zoo.datasets import build_dataset
-from zoo.datasets.base import ItemKey, VideoDataset
+from zoo.datasets.base import ItemKey, VideoDataset, to_video
 from zoo.datasets.cliplist import ClipList, ClipListDataset, make_clip_list
 from zoo.datasets.clips import read_failure_log
 from zoo.errors import ZooError
@@ -48,12 +48,10 @@ class ResumableSampler(Sampler[tuple[int, int]]):
         rank: int = 0,
         world_size: int = 1,
         progress: Callable[[], tuple[int, int]] | None = None,
-        on_epoch_end: Callable[[int], None] | None = None,
     ):
         self.length, self.batch_size, self.seed = length, batch_size, seed
         self.rank, self.world_size = rank, world_size
         self.progress = progress or (lambda: (0, 0))
-        self.on_epoch_end = on_epoch_end
         self.batches_per_epoch = length // (batch_size * world_size)
         if self.batches_per_epoch == 0:
             raise ValueError(
@@ -71,13 +69,41 @@ class ResumableSampler(Sampler[tuple[int, int]]):
         for k in range(consumed * self.batch_size, per_epoch):
             position = k * self.world_size + self.rank
             yield int(order[position]), base + position
-        if self.on_epoch_end is not None:  # runs when the loader has drawn the epoch's last index
-            self.on_epoch_end(epoch)
 
 
-class WithImageFrames(Dataset):
-    """Adds `image_frames`: K single frames from other, randomly chosen videos (joint image-video training,
-    Ho et al. 2022, Sec. 3.2). float `[C, K, H, W]` in [-1, 1].
+class EpochReportingLoader(DataLoader):
+    """A DataLoader that calls `on_epoch_end()` once the main process has received an epoch's last batch.
+
+    Not when the sampler runs out: by then workers are still decoding the prefetched items, and their failures
+    would be missed.
+    """
+
+    def __init__(self, *args, on_epoch_end: Callable[[], None], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.on_epoch_end = on_epoch_end
+
+    def __iter__(self) -> Iterator:
+        yield from super().__iter__()
+        self.on_epoch_end()
+
+
+class RawItems(Dataset):
+    """A dataset's raw items (`VideoDataset.raw_item`: clips as uint8) for loaders that convert whole batches."""
+
+    def __init__(self, dataset: VideoDataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: ItemKey) -> dict[str, torch.Tensor]:
+        return self.dataset.raw_item(key)
+
+
+class WithImageFrames(RawItems):
+    """Raw items plus `image_pixels`: K single frames from other, randomly chosen videos (joint image-video
+    training, Ho et al. 2022, Sec. 3.2), uint8 `[K, H, W, C]`; `to_video` turns them into `image_frames`,
+    float `[C, K, H, W]` in [-1, 1].
 
     Frames come from `frames`, a 1-frame view of the same data, so each costs one decoded frame rather than a clip.
     Its indices may differ from the clip dataset's (fewer videos are too short for one frame), so "another video"
@@ -87,13 +113,11 @@ class WithImageFrames(Dataset):
     def __init__(self, dataset: VideoDataset, frames: VideoDataset, count: int, seed: int):
         if len(frames) < 2:
             raise ValueError("joint image-video training needs at least 2 videos")
-        self.dataset, self.frames, self.count, self.seed = dataset, frames, count, seed
-
-    def __len__(self) -> int:
-        return len(self.dataset)
+        super().__init__(dataset)
+        self.frames, self.count, self.seed = frames, count, seed
 
     def __getitem__(self, key: ItemKey) -> dict[str, torch.Tensor]:
-        item = self.dataset[key]
+        item = self.dataset.raw_item(key)
         index, draw = VideoDataset.split_key(key)
         rng = np.random.default_rng([self.seed, 7919, index if draw is None else draw])
         own = self.dataset.item_name(index)
@@ -102,13 +126,17 @@ class WithImageFrames(Dataset):
             other = int(other)
             if self.frames.item_name(other) == own:  # any video but this one
                 other = (other + 1) % len(self.frames)
-            frames.append(self.frames[(other, int(rng.integers(2**31)))]["video"][:, 0])
-        item["image_frames"] = torch.stack(frames, dim=1)
+            frames.append(self.frames.pixels((other, int(rng.integers(2**31))))[0])
+        item["image_pixels"] = torch.stack(frames)
         return item
 
 
 class VideoDataModule(pl.LightningDataModule):
     """Training (and evaluation) loaders for any registered dataset, DDP-aware and exactly resumable.
+
+    Loader workers ship raw items (clips as decoded, uint8 `[T, H, W, C]`): a quarter of the bytes of float clips
+    and no float arithmetic in the workers. `on_after_batch_transfer` turns each batch into the float
+    `[B, C, T, H, W]` `video` the models take, on the training device (`base.to_video`).
 
     Args:
         config: the data section of the experiment.
@@ -143,13 +171,16 @@ class VideoDataModule(pl.LightningDataModule):
             self._clip_list = make_clip_list(self.dataset, min(self.eval_clips, len(self.dataset)), self.config.seed)
         return self._clip_list
 
-    def report_failures(self, epoch: int = -1) -> dict[str, str]:
-        """Log the videos that failed to decode so far (all workers) and return them: path -> reason."""
+    def report_failures(self) -> dict[str, str]:
+        """Log the videos that failed to decode so far (all workers) and return them: path -> reason.
+
+        Runs after every training epoch and when fitting ends (a run that stops at max_steps mid-epoch)."""
         failures = read_failure_log(self.failure_log)
         new = {k: v for k, v in failures.items() if k not in self.reported_failures}
         if new:
-            log.warning("data epoch %d: %d videos failed to decode and were replaced (%d in total); first: %s",
-                        epoch, len(new), len(failures), next(iter(new)))
+            epoch = self.trainer.current_epoch if self.trainer else -1
+            log.warning("data epoch %d: %d videos failed to decode and were replaced (%d in total); first: %s: %s",
+                        epoch, len(new), len(failures), *next(iter(new.items())))
         self.reported_failures = failures
         total = len(self.dataset)
         if failures and len(failures) > self.config.max_bad_fraction * max(total, 1):
@@ -177,21 +208,24 @@ class VideoDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        dataset: Dataset = self.dataset
+        dataset: Dataset = RawItems(self.dataset)
         if self.config.extra_frames > 0:
             one_frame = dataclasses.replace(self.config, frames=1, frame_stride=1, extra_frames=0)
             dataset = WithImageFrames(self.dataset, build_dataset(one_frame.name, one_frame),
                                       self.config.extra_frames, self.seed)
-        sampler = ResumableSampler(len(self.dataset), self.batch_size, self.seed, rank, world, self._progress,
-                                   on_epoch_end=self.report_failures)
+        sampler = ResumableSampler(len(self.dataset), self.batch_size, self.seed, rank, world, self._progress)
         # persistent workers are safe: the sampler lives in the main process and re-reads progress each epoch
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True,
-                          **self._loader_options())
+        return EpochReportingLoader(dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True,
+                                    on_epoch_end=self.report_failures, **self._loader_options())
+
+    def teardown(self, stage: str) -> None:
+        if stage == "fit":
+            self.report_failures()
 
     def eval_dataloader(self, batch_size: int | None = None, rank: int | None = None,
                         world_size: int | None = None) -> DataLoader:
         """This rank's share of the evaluation clip list, in list order (`cliplist.partition`: every clip once
-        across ranks, none twice). Items: `pixels` uint8 [T, H, W, C], `video`, `label`, `position`."""
+        across ranks, none twice). Items: `pixels` uint8 [T, H, W, C], `label`, `position`."""
         if rank is None or world_size is None:
             rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         dataset = ClipListDataset(self.dataset, self.clip_list, rank, world_size)
@@ -199,6 +233,9 @@ class VideoDataModule(pl.LightningDataModule):
         options["persistent_workers"] = False  # evaluation runs once
         return DataLoader(dataset, batch_size=batch_size or self.batch_size, shuffle=False, drop_last=False,
                           **options)
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        return to_video(batch)
 
     def real_batch(self, n: int) -> dict[str, torch.Tensor]:
         """The first `n` evaluation clips, stacked (for sample grids)."""

@@ -27,7 +27,8 @@ META, FRAMES = "meta.json", "frames.u8"
 
 
 def prepare(dataset, out: str | Path, workers: int = 2, progress: bool = True) -> dict:
-    """Decode every usable video of `dataset` (a `ClipDataset`) into `out`.
+    """Decode every usable video of `dataset` (a `ClipDataset`) into `out` (bad items stay bad: reading them from
+    the prepared directory fails like streaming them, so they are replaced the same way).
 
     Args:
         dataset: the built dataset; its resolution, resize policy, stream choice and decoder are used.
@@ -43,7 +44,8 @@ def prepare(dataset, out: str | Path, workers: int = 2, progress: bool = True) -
     res = c.resolution
     videos, offset = {}, 0
     jobs = []
-    for record in dataset.records:
+    usable = dataset.usable
+    for record in usable:
         videos[record.path] = [offset, record.meta.frames]
         jobs.append((str(dataset.root / record.path), record.meta, offset))
         offset += record.meta.frames
@@ -55,7 +57,7 @@ def prepare(dataset, out: str | Path, workers: int = 2, progress: bool = True) -
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) if workers > 1 else None
     try:
         results = pool.map(_prepare_one, args, chunksize=4) if pool else map(_prepare_one, args)
-        for record, problem in tqdm(zip(dataset.records, results), total=len(jobs), desc="preparing",
+        for record, problem in tqdm(zip(usable, results), total=len(jobs), desc="preparing",
                                     unit="video", disable=not progress):
             if problem:
                 failed[record.path] = problem

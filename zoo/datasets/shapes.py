@@ -23,7 +23,6 @@ import torch
 from zoo.config import DataConfig
 from zoo.datasets.base import ItemKey, VideoDataset
 from zoo.registry import register_dataset
-from zoo.video_io import from_uint8
 
 SHAPES = ("circle", "square", "triangle")
 MOTIONS = ("bounce", "rotate", "scale")
@@ -156,16 +155,13 @@ class Shapes(VideoDataset):
     def __len__(self) -> int:
         return self.length
 
-    def render(self, key: ItemKey) -> dict[str, torch.Tensor]:
+    def raw_item(self, key: ItemKey) -> dict[str, torch.Tensor]:
         index, draw = self.split_key(key)
         if not 0 <= index < self.length:
             raise IndexError(f"shapes index {index} out of range [0, {self.length})")
         c = self.config
         start = 0 if draw is None else int(np.random.default_rng([c.seed, draw]).integers(4 * c.frames))
         return render_clip(c.seed, index, c.frames, c.resolution, c.frame_stride, start)
-
-    def pixels(self, key: ItemKey) -> torch.Tensor:
-        return self.render(key)["pixels"]
 
     def num_starts(self, index: int) -> int:
         return 4 * self.config.frames  # the range training starts are drawn from
@@ -178,12 +174,3 @@ class Shapes(VideoDataset):
 
     def label_of(self, index: int) -> int:
         return _Trajectory(np.random.default_rng([self.config.seed, index]), self.config.resolution).label
-
-    def __getitem__(self, key: ItemKey) -> dict[str, torch.Tensor]:
-        clip = self.render(key)
-        return {
-            "video": from_uint8(clip.pop("pixels")),
-            "label": clip["label"],
-            "segmentation": clip["segmentation"],
-            "flow": clip["flow"],
-        }
