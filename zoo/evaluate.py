@@ -13,12 +13,13 @@ import os
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from zoo import __version__
@@ -187,20 +188,37 @@ def real_loader(dataset, clip_list, num: int, rank: int, world: int, batch_size:
                       shuffle=False, num_workers=workers)
 
 
-def fake_videos(request: EvalRequest, model, preset: Preset, config: DataConfig):
-    """`(num, fetch(batch_index, positions) -> uint8 [B, T, H, W, C])` of the generated side."""
+class _FirstClips(Dataset):
+    """Clip 0 (starting at frame 0) of each video of a dataset: generated videos are scored from their first frame
+    (StyleGAN-V). Items: uint8 `[T, H, W, C]`."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.dataset.pixels_at(index, 0)
+
+
+def fake_videos(request: EvalRequest, model, preset: Preset, config: DataConfig, rank: int,
+                world: int) -> Iterator[torch.Tensor]:
+    """This rank's batches of the generated side, uint8 `[B, T, H, W, C]`: batch b of `preset.num_fake` videos
+    goes to rank b % world."""
+    every = _batches(list(range(preset.num_fake)), request.batch_size)
+    mine = range(rank, len(every), world)
+    batches = [every[b] for b in mine]
     if model is not None:
         span = preset.frames * preset.frame_stride
         frames = None if span == model.spec.frames else span
-
-        def fetch(b: int, positions: list[int]) -> torch.Tensor:
-            device = next(model.parameters()).device
+        device = next(model.parameters()).device
+        for b, positions in zip(mine, batches):  # b: the batch's global number seeds its noise
             generator = torch.Generator(device=device).manual_seed(request.seed * 1_000_003 + b)
             with torch.no_grad():
                 videos = model.sample(len(positions), generator=generator, frames=frames)
-            return as_pixels(videos[:, :, ::preset.frame_stride].float().cpu())
-
-        return preset.num_fake, fetch
+            yield as_pixels(videos[:, :, ::preset.frame_stride].float().cpu())
+        return
     if request.fake_dir is None:
         raise ZooError("give the generated videos: --ckpt PATH or --fake-dir DIR")
     from zoo.datasets import build_dataset
@@ -210,11 +228,7 @@ def fake_videos(request: EvalRequest, model, preset: Preset, config: DataConfig)
     if len(dataset) < preset.num_fake:
         raise ZooError(f"--fake-dir {request.fake_dir} holds {len(dataset)} usable videos but {preset.name} needs "
                        f"{preset.num_fake}; generate more or pass --num-samples {len(dataset)}")
-
-    def fetch(b: int, positions: list[int]) -> torch.Tensor:  # generated clips start at t = 0 (StyleGAN-V)
-        return torch.stack([dataset.pixels_at(i, 0) for i in positions])
-
-    return preset.num_fake, fetch
+    yield from DataLoader(_FirstClips(dataset), batch_sampler=batches, num_workers=config.num_workers)
 
 
 # -- the distributed run ------------------------------------------------------------------------------------------
@@ -271,18 +285,15 @@ def _run_group(request: EvalRequest, presets: list[Preset], model, run: dict, ra
         config = update_dataclass(DataConfig(), {"frames": p0.frames, "frame_stride": p0.frame_stride,
                                                  **({"resolution": request.resolution} if request.resolution else {})},
                                   "data")
-    num_fake, fetch = fake_videos(request, model, p0, config)
-    batches = _batches(list(range(num_fake)), request.batch_size)
     first = None
-    with _progress(num_fake, f"generated {p0.name}", rank) as bar:
-        for b in range(rank, len(batches), world):
-            pixels = fetch(b, batches[b])
+    with _progress(p0.num_fake, f"generated {p0.name}", rank) as bar:
+        for pixels in fake_videos(request, model, p0, config, rank, world):
             if first is None and rank == 0:
                 first = pixels[:16]
             feats = extractor(pixels.to(device))
             for metric in metrics:
                 metric.update(features=feats, real=False)
-            bar.update(len(batches[b]) * world)
+            bar.update(len(pixels) * world)
     results = []
     for preset, metric in zip(presets, metrics):
         values = metric.results()
@@ -291,7 +302,7 @@ def _run_group(request: EvalRequest, presets: list[Preset], model, run: dict, ra
             with metric.sync_context(should_sync=world > 1):
                 interval = metric.bootstrap(request.bootstrap, seed=request.seed)
         results.append(EvalResult(preset.metric, preset, values, interval, preset.num_real if preset.metric != "is"
-                                  else 0, num_fake, fingerprint, info, cache))
+                                  else 0, p0.num_fake, fingerprint, info, cache))
     if first is not None and model is not None:
         results[0].values["_samples"] = first  # type: ignore[assignment]
     return results
