@@ -11,6 +11,17 @@ from zoo.datasets.datamodule import VideoDataModule
 from zoo.errors import ZooError
 
 
+def test_a_codec_ffmpeg_cannot_decode_is_a_bad_item_replaced_when_read(video_tree, cache):
+    avi = (video_tree / "walk" / "a.avi").read_bytes()
+    assert avi.count(b"FMP4") == 2  # the AVI stream header's and bitmap header's codec tags
+    (video_tree / "walk" / "alien.avi").write_bytes(avi.replace(b"FMP4", b"ZQ42"))  # a tag FFmpeg has no decoder for
+    d = build_dataset("folder", root=str(video_tree), frames=8, resolution=16, index_cache=cache, max_bad_fraction=0.5)
+    assert d.counts["unreadable"] == 1
+    alien = next(i for i in range(len(d)) if d.item_name(i) == "walk/alien.avi")
+    assert "no decoder" in d.records[alien].problem
+    assert d[(alien, 1)]["video"].std() > 0.02 and "walk/alien.avi" in d.failures
+
+
 @pytest.fixture
 def broken_tree(video_tree):
     (video_tree / "run" / "zero.mp4").write_bytes(b"")  # unreadable at indexing

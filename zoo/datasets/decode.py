@@ -53,10 +53,15 @@ def probe(path: str, video_stream: int | None = None) -> VideoMeta:
             streams = list(container.streams.video)
             if not streams:
                 raise DecodeError(f"{path}: no video stream")
+            decodable = [s for s in streams if s.codec_context is not None]  # None: FFmpeg knows no such codec
             if video_stream is None:
-                chosen = max(streams, key=lambda s: (s.codec_context.width * s.codec_context.height, -s.index))
+                if not decodable:
+                    raise DecodeError(f"{path}: FFmpeg has no decoder for its video codec")
+                chosen = max(decodable, key=lambda s: (s.codec_context.width * s.codec_context.height, -s.index))
             elif video_stream < len(streams):
                 chosen = streams[video_stream]
+                if chosen.codec_context is None:
+                    raise DecodeError(f"{path}: FFmpeg has no decoder for video stream {video_stream}'s codec")
             else:
                 raise DecodeError(f"{path}: has {len(streams)} video streams, data.video_stream={video_stream}")
             frames = int(chosen.frames or 0)
