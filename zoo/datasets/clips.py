@@ -118,8 +118,7 @@ class ClipDataset(VideoDataset):
         found = len(self.entries) - problems["missing"]
         too_short = sum(1 for e in self.entries if e.meta is not None and e.meta.frames < self.span)
         return {"listed": len(self.entries), "found": found, "missing": problems["missing"],
-                "unreadable": problems["unreadable"], "too_short": too_short,
-                "usable": sum(1 for r in self.records if r.meta is not None)}
+                "unreadable": problems["unreadable"], "too_short": too_short, "usable": len(self.usable)}
 
     def _check(self) -> None:
         c = self.counts
