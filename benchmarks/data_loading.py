@@ -127,7 +127,7 @@ def main() -> None:
             v = dataset.records[index]
             everything = read_frames(str(dataset.root / v.path), list(range(v.meta.frames)), v.meta, "pyav")
             ids = dataset.frame_ids(dataset.start_of(index, draw))
-            resize_frames(np.ascontiguousarray(everything[ids]), args.resolution).float()
+            resize_frames(np.ascontiguousarray(everything[ids]), args.resolution)  # uint8, as the loaders deliver
 
     one_batch = next(iter(DataLoader(RawItems(fast), batch_size=8, sampler=keys(fast, 8))))
     runs = {  # name: (workers, clips per pass, pass)

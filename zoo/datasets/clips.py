@@ -133,7 +133,7 @@ class ClipDataset(VideoDataset):
             first = next(e.path for e in self.entries if e.problem == "missing")
             log.warning("%s: %d listed videos are missing under %s (first: %s)",
                         self.registry_key, c["missing"], self.root, first)
-        bad = c["unreadable"] + (c["missing"] if self.missing_is_bad else 0)
+        bad = len(self.bad_at_index)
         if c["listed"] and bad > self.config.max_bad_fraction * c["listed"]:
             raise ZooError(
                 f"{bad} of {c['listed']} {self.registry_key} videos are missing or unreadable (more than "
