@@ -11,7 +11,9 @@ prints CSV rows `what,config,workers,value,unit` (clips/s and ms/clip) for:
 * `naive_pyav`: decode the whole video with PyAV, then pick the clip's frames and resize (one process);
 * `decode_floor`: decord reading exactly the clip's frames, nothing else (one process; with `--workers`, the same
   reads split over that many forked processes, no DataLoader: decord decodes on a thread of its own beside the
-  caller, so one process already keeps ~1.35 cores busy, and two cannot each reach the 1-process rate on 2 cores).
+  caller, so one process already keeps ~1.35 cores busy, and two cannot each reach the 1-process rate on 2 cores);
+* `streaming_pyav`, `decode_floor_pyav`: the same with PyAV as the only reader, what `data.decoder=auto` does where
+  decord has no wheel (macOS, Linux aarch64). Without decord installed, only these and the reader-free rows run.
 
 Loaders are timed in steady state: workers are persistent (as in training), and one untimed pass starts them.
 Every row is the fastest of `--rounds` timed passes, taken in interleaved rounds. Last come the issue's goal
@@ -38,7 +40,7 @@ from tests.datasets.media import write  # noqa: E402
 from zoo.datasets import build_dataset  # noqa: E402
 from zoo.datasets.base import to_video  # noqa: E402
 from zoo.datasets.datamodule import RawItems  # noqa: E402
-from zoo.datasets.decode import read_frames  # noqa: E402
+from zoo.datasets.decode import decord_available, read_frames  # noqa: E402
 from zoo.datasets.prepared import prepare  # noqa: E402
 from zoo.datasets.transforms import resize_frames  # noqa: E402
 
@@ -57,12 +59,17 @@ def keys(dataset, clips: int) -> list[tuple[int, int]]:
 _FLOOR: tuple = ()  # (dataset, keys) for the parallel floor's forked processes
 
 
+def read_clips(dataset, ks: list, decoder: str) -> None:
+    """Decode exactly the frames of the clips `ks` with `decoder`, nothing else (no resize, no loader)."""
+    for index, draw in ks:
+        v = dataset.records[index]
+        read_frames(str(dataset.root / v.path), dataset.frame_ids(dataset.start_of(index, draw)), v.meta, decoder)
+
+
 def _floor_share(rank_world: tuple[int, int]) -> int:
     dataset, ks = _FLOOR
     rank, world = rank_world
-    for index, draw in ks[rank::world]:
-        v = dataset.records[index]
-        read_frames(str(dataset.root / v.path), dataset.frame_ids(dataset.start_of(index, draw)), v.meta, "decord")
+    read_clips(dataset, ks[rank::world], "decord")
     return 0
 
 
@@ -114,13 +121,10 @@ def main() -> None:
     prepare(build_dataset("folder", **{**common, "frames": 1}), work / "prepared", workers=args.workers,
             progress=False)
     fast = build_dataset("folder", prepared=str(work / "prepared"), **common)
+    pyav_only = build_dataset("folder", decoder="pyav", **common)
     ks = keys(dataset, args.clips)
     naive_clips, many, w = max(8, args.clips // 8), args.clips * 10, args.workers
-
-    def floor():  # decord, exactly the needed frames, nothing else
-        for index, draw in ks:
-            v = dataset.records[index]
-            read_frames(str(dataset.root / v.path), dataset.frame_ids(dataset.start_of(index, draw)), v.meta, "decord")
+    has_decord = decord_available()
 
     def naive():  # decode the whole video with PyAV, then pick the clip's frames
         for index, draw in ks[:naive_clips]:
@@ -131,15 +135,21 @@ def main() -> None:
 
     one_batch = next(iter(DataLoader(RawItems(fast), batch_size=8, sampler=keys(fast, 8))))
     runs = {  # name: (workers, clips per pass, pass)
-        "decode_floor": (1, args.clips, floor),
-        f"decode_floor/{w}": (w, args.clips, parallel_floor(dataset, ks, w)),
         "naive_pyav": (1, naive_clips, naive),
-        "streaming/0": (0, args.clips, loader_pass(dataset, args.clips, 0)),
-        f"streaming/{w}": (w, args.clips, loader_pass(dataset, args.clips, w)),
+        "decode_floor_pyav": (1, args.clips, lambda: read_clips(dataset, ks, "pyav")),
+        "streaming_pyav/0": (0, args.clips, loader_pass(pyav_only, args.clips, 0)),
+        f"streaming_pyav/{w}": (w, args.clips, loader_pass(pyav_only, args.clips, w)),
         "prepared/0": (0, many, loader_pass(fast, many, 0)),
         f"prepared/{w}": (w, many, loader_pass(fast, many, w)),
         "to_video_cpu": (0, 800, lambda: [to_video(one_batch) for _ in range(100)]),
     }
+    if has_decord:
+        runs.update({
+            "decode_floor": (1, args.clips, lambda: read_clips(dataset, ks, "decord")),
+            f"decode_floor/{w}": (w, args.clips, parallel_floor(dataset, ks, w)),
+            "streaming/0": (0, args.clips, loader_pass(dataset, args.clips, 0)),
+            f"streaming/{w}": (w, args.clips, loader_pass(dataset, args.clips, w)),
+        })
     best = {name: float("inf") for name in runs}
     for _ in range(args.rounds):  # interleaved, so a slow spell of the machine hits every row alike
         for name, (_, _, run) in runs.items():
@@ -149,6 +159,11 @@ def main() -> None:
     rate = {name: row(name.split("/")[0], config, workers, clips, best[name])
             for name, (workers, clips, _) in runs.items()}
 
+    print(f"ratio,streaming_pyav/naive,{w},{rate[f'streaming_pyav/{w}'] / rate['naive_pyav']:.2f},x")
+    if not has_decord:
+        print("note,decord is not installed: decord rows skipped,,,")
+        return
+    print(f"ratio,streaming_pyav/streaming (decord),{w},{rate[f'streaming_pyav/{w}'] / rate[f'streaming/{w}']:.2f},x")
     print(f"goal,streaming/naive (>= 3),{w},{rate[f'streaming/{w}'] / rate['naive_pyav']:.2f},x")
     print(f"goal,streaming per worker/floor (>= 0.8),{w},{rate[f'streaming/{w}'] / w / rate['decode_floor']:.2f},x")
     print(f"goal,streaming/floor in {w} processes,{w},{rate[f'streaming/{w}'] / rate[f'decode_floor/{w}']:.2f},x")

@@ -258,7 +258,8 @@ def resolve_config(
     model_cfg, data_cfg, train_cfg = model_config_cls(), DataConfig(name=data_name), TrainConfig()
     reference: list[dict] = []
     for source, layer in layers:
-        unknown = sorted(set(layer) - set(SECTIONS) - {"reference", "model_name"})
+        # `recorded` holds facts a run wrote into its config.yaml (e.g. the video reader), not settings
+        unknown = sorted(set(layer) - set(SECTIONS) - {"reference", "model_name", "recorded"})
         if unknown:
             raise ZooError(
                 f"{source}: unknown top-level key(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}, reference"

@@ -257,6 +257,7 @@ def _run_group(request: EvalRequest, presets: list[Preset], model, run: dict, ra
     fingerprint, cache = "", "none"
     if p0.num_real:
         dataset, clip_list, fingerprint = real_clips(config, request, p0.num_real)
+        info["video_reader"] = dataset.video_reader  # decoders can disagree on pixels: part of the protocol and key
         key = stats_key(fingerprint, {**info, "frames": p0.frames, "frame_stride": p0.frame_stride}, p0.num_real)
         cached = load_real_features(key)
         if cached is not None:

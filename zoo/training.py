@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
+import yaml
 from pytorch_lightning.callbacks import Callback, TQDMProgressBar
 from pytorch_lightning.loggers import Logger
 
@@ -123,7 +124,7 @@ def build_model(config: ExperimentConfig, datamodule: VideoDataModule) -> VideoG
         model = MODELS.get(config.model_name)(config.model, spec)
     except ValueError as e:  # a model's own check of config against data (resolution, labels)
         raise ZooError(f"cannot build {config.model_name} for this data: {e}") from None
-    model.experiment = config.to_dict()
+    model.experiment = {**config.to_dict(), "recorded": {"video_reader": dataset.video_reader}}
     return model
 
 
@@ -218,7 +219,7 @@ def fit(config: ExperimentConfig, resume: str | bool | None = None, extra_callba
     datamodule = VideoDataModule(config.data, train.batch_size, train.seed)
     model = build_model(config, datamodule)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(config.to_yaml())
+    (run_dir / "config.yaml").write_text(config.to_yaml() + yaml.safe_dump({"recorded": model.experiment["recorded"]}))
 
     callbacks = [
         TrainingProgress(train.seed, train.max_steps, train.checkpoint_every, run_dir / "checkpoints"),

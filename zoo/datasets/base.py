@@ -52,6 +52,11 @@ class VideoDataset(Dataset):
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def video_reader(self) -> str:
+        """What decodes this dataset's videos here (runs and evaluation protocols record it)."""
+        return "none (procedural)"
+
     def __len__(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
 

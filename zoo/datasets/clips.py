@@ -36,7 +36,7 @@ import torch
 
 from zoo.config import DataConfig
 from zoo.datasets.base import ItemKey, VideoDataset
-from zoo.datasets.decode import DECODERS, DecodeError, read_frames
+from zoo.datasets.decode import DECODERS, DECORD_MISSING, DecodeError, decord_available, read_frames, video_reader
 from zoo.datasets.index import IndexEntry, build_index
 from zoo.datasets.prepared import PreparedVideos
 from zoo.datasets.transforms import RESIZE_POLICIES, resize_frames
@@ -65,6 +65,8 @@ class ClipDataset(VideoDataset):
             raise ZooError(f"data.resize must be one of {', '.join(RESIZE_POLICIES)}, got {config.resize!r}")
         if config.decoder not in DECODERS:
             raise ZooError(f"data.decoder must be one of {', '.join(DECODERS)}, got {config.decoder!r}")
+        if config.decoder == "decord" and not decord_available():
+            raise ZooError(f"data.decoder=decord: {DECORD_MISSING}")
         if config.frames < 1 or config.frame_stride < 1 or config.resolution < 1:
             raise ZooError("data.frames, data.frame_stride and data.resolution must be positive")
         self.root = self._require_root()
@@ -158,6 +160,10 @@ class ClipDataset(VideoDataset):
 
     def label_of(self, index: int) -> int:
         return self.records[index].label
+
+    @property
+    def video_reader(self) -> str:
+        return video_reader(self.config.decoder)
 
     def item_name(self, index: int) -> str:
         return self.records[index].path

@@ -4,6 +4,10 @@ Decoders follow notes/data_loading.md Sec. 4.3: a decord `VideoReader` is create
 each DataLoader worker, never before the fork, decord #294), reads only the requested frames with `get_batch`, and
 is dropped straight away (its buffers grow otherwise, decord #197). Files decord cannot open go to PyAV.
 
+decord is optional: PyPI has wheels only for x86-64 Linux and Windows, so elsewhere (macOS, Linux aarch64) it is not
+installed and `auto` reads everything with PyAV. `video_reader` says which reader a decoder setting really uses; runs
+and evaluation protocols record it, since two decoders can disagree on pixels.
+
 Stream choice is deliberate and decoder-independent: `probe` picks the video stream with the most pixels (ties: the
 first), or the n-th video stream when `video_stream` is set. decord 0.6 has no stream argument (it takes FFmpeg's
 "best" stream), so files with more than one video stream are always read by PyAV with the chosen stream.
@@ -18,6 +22,33 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 DECODERS = ("auto", "decord", "pyav")
+DECORD_MISSING = ("decord is not installed (PyPI has decord wheels only for x86-64 Linux and Windows); "
+                  "use data.decoder=auto or pyav, or see the README's platform table for building decord")
+
+
+def decord_available() -> bool:
+    """Whether decord imports here (not cached: a process that blocks the import later is answered truthfully)."""
+    try:
+        import decord  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def video_reader(decoder: str) -> str:
+    """The reader(s) a `data.decoder` setting uses here, with versions, e.g. `decord 0.6.0 + PyAV 14.0.1`.
+
+    `auto` with decord installed reads most clips with decord and the rest (several video streams, clips with a file's
+    last frame, files decord fails on) with PyAV, hence both names.
+    """
+    import av
+
+    pyav = f"PyAV {av.__version__}"
+    if decoder == "pyav" or (decoder == "auto" and not decord_available()):
+        return pyav
+    import decord
+
+    return f"decord {decord.__version__}" + (f" + {pyav}" if decoder == "auto" else "")
 
 
 class DecodeError(RuntimeError):
@@ -97,6 +128,8 @@ def read_frames(path: str, indices: list[int], meta: VideoMeta, decoder: str = "
     """
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    if decoder == "decord" and not decord_available():
+        raise DecodeError(DECORD_MISSING)
     if use_decord_for(path, indices, meta, decoder):
         try:
             return _check(_read_decord(path, indices, threads), indices, meta, path)
@@ -119,14 +152,16 @@ _DECORD_FAILED: set[str] = set()  # per process: files decord failed on, read by
 def use_decord_for(path: str, indices: list[int], meta: VideoMeta, decoder: str) -> bool:
     """Whether `read_frames` asks decord first.
 
-    In `auto` mode PyAV reads files with several video streams (decord cannot choose one), files decord failed on,
-    and clips that include the file's last frame: decord 0.6's `get_batch` silently returns a wrong last frame in a
-    few percent of calls (seen on UCF-101's XviD AVI, `test.avi` frame 163: 2-3 in 150 reads).
+    In `auto` mode PyAV reads everything where decord is not installed, and otherwise files with several video
+    streams (decord cannot choose one), files decord failed on, and clips that include the file's last frame: decord
+    0.6's `get_batch` silently returns a wrong last frame in a few percent of calls (seen on UCF-101's XviD AVI,
+    `test.avi` frame 163: 2-3 in 150 reads).
     """
     if decoder != "auto":
         return decoder == "decord"
     touches_end = bool(indices) and max(indices) >= meta.frames - 1
-    return meta.video_streams == 1 and path not in _DECORD_FAILED and not touches_end
+    return (meta.video_streams == 1 and path not in _DECORD_FAILED and not touches_end
+            and decord_available())
 
 
 def _check(frames: np.ndarray, indices: list[int], meta: VideoMeta, path: str) -> np.ndarray:
