@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -193,7 +194,9 @@ def read_checkpoint(path: str | Path) -> dict:
     with open(path, "rb") as f:
         head = f.read(4)
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files: the error says it all
+            warnings.simplefilter("ignore")
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - translated below; torch's own messages are multi-line internals
         raise ZooError(_unreadable_message(path, size, head, e)) from None
     if not isinstance(checkpoint, dict):
@@ -213,12 +216,12 @@ def _unreadable_message(path: Path, size: int, head: bytes, error: Exception) ->
     if head == _ZIP_MAGIC:
         return (f"checkpoint {path} is truncated or corrupt ({size} bytes, incomplete archive): it was not written "
                 "completely or was damaged in transfer; use another checkpoint")
+    if head[:1] != b"\x80":  # neither a torch.save archive nor a pickle (protocol 2+ starts with 0x80)
+        return f"{path} is not a checkpoint (not a torch.save archive): was it written by `zoo fit`?"
     if isinstance(error, EOFError):
         return f"checkpoint {path} is truncated ({size} bytes): use another checkpoint"
-    if "Unsupported operand" in text or "Weights only load failed" in text:
-        return (f"{path} is not a PyTorch checkpoint that can be loaded safely (a raw pickle or another format); "
-                "video-zoo checkpoints are written by `zoo fit`")
-    return f"{path} is not a checkpoint (not a torch.save archive): was it written by `zoo fit`?"
+    return (f"{path} is a raw pickle, not a PyTorch checkpoint that can be loaded safely; video-zoo checkpoints are "
+            "written by `zoo fit`")
 
 
 def state_dict_mismatch(model: torch.nn.Module, state: dict) -> str | None:
