@@ -68,7 +68,7 @@ class TrainingProgress(Callback):
 
     def save(self, trainer: pl.Trainer, step: int) -> None:
         path = self.dir / f"step={step:07d}.ckpt"
-        trainer.save_checkpoint(path)  # SameFolderCheckpointIO: written beside, then renamed
+        trainer.save_checkpoint(path, weights_only=False)  # all state; SameFolderCheckpointIO writes beside, renames
         if trainer.is_global_zero:  # last.ckpt is replaced atomically: an interruption never leaves half a file
             tmp = self.dir / f".last.ckpt.{os.getpid()}.tmp"
             shutil.copyfile(path, tmp)
