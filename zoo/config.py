@@ -10,7 +10,7 @@ entry per field: an interval string such as `"[1, inf)"` or `"(0, 1]"` (NaN is n
 strings. `None` values (optional fields) and fields without an entry are not range-checked; list/tuple fields are
 checked element by element. Every value set by a layer is checked when that layer is applied (the error names the
 file or flag), and the whole resolved experiment once more at the end, with a memory estimate of one batch.
-`zoo fit --print-ranges` (or `describe_ranges`) lists them.
+`describe_ranges` lists them (the README table of data and train ranges is checked against it by the tests).
 """
 
 from __future__ import annotations
@@ -231,7 +231,7 @@ PRECISIONS = ("32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true"
 
 
 @valid_ranges(
-    max_steps="[1, inf)", batch_size="[1, 65536]", seed=SEED_RANGE, accelerator=ACCELERATORS, devices="[1, 1024]",
+    max_steps="[1, inf)", batch_size="[1, 65536]", seed=SEED_RANGE, accelerator=ACCELERATORS, devices="[1, 65536]",
     num_nodes="[1, 100000]", strategy=STRATEGIES, precision=PRECISIONS, logger=("csv", "tensorboard", "wandb"),
     checkpoint_every="[1, inf)", sample_every="[0, inf)", sample_count="[1, 1024]", log_every="[1, inf)",
 )
