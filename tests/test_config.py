@@ -253,3 +253,14 @@ def test_non_utf8_yaml_is_one_line(tmp_path):
     binary.write_bytes(b"\x80\x04\x95" + bytes(range(256)))
     with pytest.raises(ZooError, match="not UTF-8 text"):
         resolve_config("mocogan", "shapes", MoCoGANConfig, [binary])
+
+
+def test_readme_lists_the_data_and_train_ranges_the_code_checks():
+    from tests.conftest import REPO
+
+    text = (REPO / "README.md").read_text()
+    block = text.split("<!-- ranges:begin -->")[1].split("<!-- ranges:end -->")[0]
+    documented = [line.strip() for line in block.strip().splitlines()[2:]]
+    expected = [f"| `{name}` | {valid} |" for cls, section in ((DataConfig, "data"), (TrainConfig, "train"))
+                for name, valid, _ in describe_ranges(cls, section)]
+    assert documented == expected

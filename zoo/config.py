@@ -161,7 +161,7 @@ def describe_ranges(cls: type, section: str) -> list[tuple[str, str, str]]:
     for f in dataclasses.fields(cls):
         check = ranges_of(cls).get(f.name)
         if check is not None:
-            text = str(check) if isinstance(check, Interval) else " | ".join(check)
+            text = str(check) if isinstance(check, Interval) else ", ".join(check)
             out.append((f"{section}.{f.name}", text, _comment_of(cls, f.name)))
     return out
 
