@@ -188,11 +188,14 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ZooError(f"checkpoint {path} does not exist" if not path.exists() else f"checkpoint {path} is not a file")
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise ZooError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
     if size == 0:
         raise ZooError(f"checkpoint {path} is empty (0 bytes): it was not written completely; use another checkpoint")
-    with open(path, "rb") as f:
-        head = f.read(4)
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files: the error says it all
             warnings.simplefilter("ignore")
