@@ -157,7 +157,7 @@ def test_eval_checks_every_input_first_in_order(tmp_path, capsys):
     assert "is empty" in err
     err = error_of(capsys, ["eval", "--metric", "fvd", "--ckpt", str(junk), "--num-samples", "2"])
     assert str(junk) in err
-    for flag in ("--num-samples", "--num-real", "--batch-size", "--threads"):
+    for flag in ("--num-samples", "--num-real", "--batch-size", "--threads", "--resolution"):
         assert f"{flag} must be at least 1" in error_of(capsys, base + ["--data", "shapes", flag, "0"])
     if not torch.cuda.is_available():
         assert "no CUDA device" in error_of(capsys, base + ["--data", "shapes", "--device", "cuda"])

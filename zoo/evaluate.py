@@ -242,7 +242,8 @@ def validate(request: EvalRequest) -> dict:
 
     for flag, value, low in (("--batch-size", request.batch_size, 1), ("--devices", request.devices, 1),
                              ("--num-samples", request.num_samples, 1), ("--num-real", request.num_real, 1),
-                             ("--bootstrap", request.bootstrap, 0), ("--threads", request.threads, 1)):
+                             ("--bootstrap", request.bootstrap, 0), ("--threads", request.threads, 1),
+                             ("--resolution", request.resolution, 1)):
         if value is not None and value < low:
             raise ZooError(f"{flag} must be at least {low}, got {value}")
     if request.device == "cuda" and not torch.cuda.is_available():
