@@ -18,6 +18,24 @@ def shared_dir() -> Path:
     return SHARED
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_home(tmp_path_factory):
+    """Every test (and every `zoo` subprocess it starts) writes runs, the leaderboard and caches under a private
+    folder, never into the checkout's `runs/`, `leaderboard.csv` or the user's `~/.cache`: the suite passes
+    after the quick start in the same checkout and leaves nothing behind."""
+    home = tmp_path_factory.mktemp("zoo_home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ZOO_HOME", str(home))
+        mp.setenv("ZOO_CACHE", str(home / "cache"))
+        yield home
+
+
+@pytest.fixture(autouse=True)
+def _private_cwd(tmp_path_factory, monkeypatch):
+    """Each test runs in an empty working directory: relative defaults (`runs/...`) land there."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
 @pytest.fixture(autouse=True)
 def _no_wandb_network(monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import decord
 import pytest
@@ -24,6 +25,7 @@ def run_dir(tmp_path_factory):
            "--set", "train.sample_every=2", "--max-steps", "4"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
+    (out.parent / "console.txt").write_text(done.stdout + done.stderr)
     return out
 
 
@@ -40,6 +42,14 @@ def test_fit_leaves_a_complete_run_directory(run_dir):
     with Image.open(gifs[-1]) as gif:
         assert gif.n_frames == 8
         assert gif.size[0] > 2 * gif.size[1] * 0.9, "real and generated grids side by side"
+        assert gif.size[1] == 2 * 96 + 3 * 2, "2 rows of 32-pixel tiles enlarged 3x to 96 pixels, 2-pixel separators"
+
+
+def test_fit_console_counts_steps_without_alarms(run_dir):
+    console = (run_dir.parent / "console.txt").read_text()
+    assert "steps" in console and "4/4" in console, console[-2000:]
+    assert "Epoch 0" not in console, "the bar counts training steps, not batches of a sampler epoch"
+    assert "will be deleted" not in console, "a fresh run deletes nothing and must not say so"
 
 
 def test_sample_any_model_from_its_checkpoint(run_dir, tmp_path):
@@ -83,6 +93,40 @@ def error_of(capsys, argv) -> str:
     return err
 
 
+def test_sample_bad_input_gives_one_line_errors(run_dir, tmp_path, capsys):
+    ckpt = str(run_dir / "checkpoints" / "last.ckpt")
+    out = str(tmp_path / "s.gif")
+    assert "--num must be at least 1" in error_of(capsys, ["sample", "--ckpt", ckpt, "--num", "0", "--out", out])
+    for frames in ("0", "1"):
+        err = error_of(capsys, ["sample", "--ckpt", ckpt, "--frames", frames, "--out", out])
+        assert "--frames must be at least 2" in err
+    if not torch.cuda.is_available():
+        err = error_of(capsys, ["sample", "--ckpt", ckpt, "--device", "cuda", "--out", out])
+        assert "no CUDA device" in err and "--device cpu" in err
+    assert "--device must be" in error_of(capsys, ["sample", "--ckpt", ckpt, "--device", "gpu0", "--out", out])
+    err = error_of(capsys, ["sample", "--ckpt", ckpt, "--labels", "99", "--out", out])
+    assert "--labels must lie in [0, 8]" in err
+    err = error_of(capsys, ["sample", "--ckpt", ckpt, "--num", "3", "--labels", "1", "2", "--out", out])
+    assert "one per video (3)" in err
+    assert "--threads must be at least 1" in error_of(capsys, ["sample", "--ckpt", ckpt, "--threads", "0", "--out",
+                                                                out])
+    assert not (tmp_path / "s.gif").exists()
+
+
+def test_labels_for_an_unconditional_model_are_an_error(tmp_path, capsys):
+    run = tmp_path / "uncond"
+    assert main(["fit", "--model", "mocogan", "--config", TINY, "--run-dir", str(run), "--max-steps", "1",
+                 "--set", "model.categorical=false"]) == 0
+    capsys.readouterr()
+    err = error_of(capsys, ["sample", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--labels", "3",
+                            "--out", str(tmp_path / "s.gif")])
+    assert "unconditional mocogan model" in err and "--labels" in err
+    assert main(["sample", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--num", "2", "--tile", "0",
+                 "--out", str(tmp_path / "s.gif")]) == 0
+    with Image.open(tmp_path / "s.gif") as gif:  # --tile 0: original 32-pixel videos, 2 px separators
+        assert gif.size == (2 * 32 + 3 * 2, 32 + 2 * 2)
+
+
 def test_bad_input_gives_one_line_errors(capsys, tmp_path):
     assert "valid models: " in error_of(capsys, ["fit", "--model", "nope"])
     assert "valid datasets: " in error_of(capsys, ["fit", "--model", "mocogan", "--data", "nope"])
@@ -93,6 +137,77 @@ def test_bad_input_gives_one_line_errors(capsys, tmp_path):
     err = error_of(capsys, ["fit", "--model", "mocogan", "--config", TINY, "--accelerator", "cpu", "--devices", "4096"])
     assert "--devices 4096" in err
     assert "does not exist" in error_of(capsys, ["sample", "--ckpt", str(tmp_path / "x.ckpt"), "--out", "a.gif"])
+    for flag, value, text in (("--batch-size", "0", "train.batch_size (--batch-size) must be at least 1"),
+                              ("--frames", "1", "data.frames (--frames) must be at least 2"),
+                              ("--frames", "0", "data.frames (--frames) must be at least 2"),
+                              ("--max-steps", "0", "train.max_steps (--max-steps) must be at least 1"),
+                              ("--threads", "0", "--threads must be at least 1")):
+        err = error_of(capsys, ["fit", "--model", "mocogan", "--config", TINY, "--run-dir", str(tmp_path / "r"),
+                                flag, value])
+        assert text in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_weights_fetch_all_tries_every_file(monkeypatch, capsys):
+    from zoo.metrics.detectors.weights import WEIGHTS
+
+    monkeypatch.setenv("ZOO_OFFLINE", "1")  # every download fails, as on a node without network
+    assert main(["weights", "fetch", "all"]) == 2
+    captured = capsys.readouterr()
+    assert all(f"{name}: FAILED" in captured.out for name in WEIGHTS), captured.out
+    assert f"fetched 0 of {len(WEIGHTS)}" in captured.out
+    assert len(captured.err.strip().splitlines()) == 1 and "could not fetch" in captured.err
+
+
+def test_quick_start_leaves_the_suite_hermetic(tmp_path):
+    """The suite runs in a private working directory with `ZOO_HOME` set (tests/conftest.py): what the quick start
+    leaves in a checkout (`runs/mocogan-shapes` with checkpoints) is neither seen nor touched."""
+    from zoo.evaluate import EvalRequest
+    from zoo.paths import default_leaderboard, runs_root
+
+    assert not os.path.exists("runs") and os.getcwd() != str(REPO)
+    home = os.environ["ZOO_HOME"]
+    assert str(runs_root()).startswith(home) and str(default_leaderboard()).startswith(home)
+    assert EvalRequest(metrics=["fvd"]).leaderboard == str(default_leaderboard())
+    assert main(["fit", "--model", "mocogan", "--config", TINY, "--max-steps", "1"]) == 0
+    assert (runs_root() / "mocogan-shapes" / "checkpoints" / "last.ckpt").is_file()
+    assert not (REPO / "leaderboard.csv").exists()
+
+
+def test_default_places_are_outside_the_source_tree(monkeypatch):
+    from zoo.paths import default_leaderboard, runs_root
+
+    monkeypatch.delenv("ZOO_HOME")
+    assert runs_root() == Path("runs") and default_leaderboard() == Path("runs") / "leaderboard.csv"
+    ignored = (REPO / ".gitignore").read_text().split()
+    assert "runs/" in ignored and "leaderboard.csv" in ignored and "leaderboard_samples/" in ignored
+
+
+def test_threads_follow_affinity_cgroup_quota_and_workers(tmp_path, monkeypatch):
+    from zoo.errors import ZooError
+    from zoo.threads import compute_threads, usable_cores
+
+    affinity = len(os.sched_getaffinity(0))
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    assert usable_cores(cgroup) == affinity  # no quota file: the affinity mask
+    (cgroup / "cpu.max").write_text("max 100000\n")
+    assert usable_cores(cgroup) == affinity
+    (cgroup / "cpu.max").write_text("50000 100000\n")  # half a CPU still runs one thread
+    assert usable_cores(cgroup) == 1
+    (cgroup / "cpu.max").write_text("150000 100000\n")
+    assert usable_cores(cgroup) == min(affinity, 2)
+    assert compute_threads(8, workers=2) == 6 and compute_threads(2, workers=2) == 1
+    assert compute_threads(8, workers=1, processes=2) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert compute_threads(None) == 3, "an explicit OMP_NUM_THREADS is the default"
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert compute_threads(None) == max(1, usable_cores())
+    with pytest.raises(ZooError, match="--threads must be at least 1"):
+        compute_threads(0)
+    assert main(["fit", "--model", "mocogan", "--config", TINY, "--threads", "1", "--max-steps", "1",
+                 "--run-dir", str(tmp_path / "run")]) == 0
+    assert torch.get_num_threads() == 1
 
 
 def test_existing_run_is_never_overwritten(run_dir, capsys):

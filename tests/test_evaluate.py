@@ -50,12 +50,30 @@ def test_eval_fake_dir_on_real_clips_and_stats_cache(shared_dir, tmp_path, capsy
     assert len(rows) == 4 and {r["metric"] for r in rows} == {"fvd", "kvd"}
     assert rows[0]["value"] == rows[2]["value"] and rows[0]["detector_verified"] == "False"
     assert rows[0]["fingerprint"] and rows[0]["detector_sha256"]
+    assert {r["detector_weights"] for r in rows} == {"file:seeded_i3d.pt"}, "rows name the file they used"
+    assert all("NaN" not in r["extra"] and "NaN" not in r["protocol"] for r in rows)
     assert main(argv + ["--stats-only"]) == 0
     assert "hit" in capsys.readouterr().out
 
 
+def _synth(folder, num=2, frames=16):
+    assert main(["data", "synth", "--out", str(folder), "--num", str(num), "--frames", str(frames),
+                 "--resolution", "32"]) == 0
+    return folder
+
+
+def error_of(capsys, argv) -> str:
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "video/s" not in line]
+    assert len(lines) == 1 and "Traceback" not in err, err  # one line besides the indexing progress bar
+    return lines[0]
+
+
 def test_eval_without_weights_fails_with_instructions(tmp_path, capsys):
-    code = main(["eval", "--metric", "fvd", "--fake-dir", str(tmp_path), "--data", "shapes", "--num-real", "2",
+    fake = _synth(tmp_path / "fake")
+    code = main(["eval", "--metric", "fvd", "--fake-dir", str(fake), "--data", "shapes", "--num-real", "2",
                  "--num-samples", "2", "--no-leaderboard"])
     assert code == 2
     assert "zoo weights fetch i3d_torchscript" in capsys.readouterr().err
@@ -110,3 +128,75 @@ def test_eval_checkpoint_of_a_real_run(tmp_path, capsys):
     assert main(argv) == 0  # same checkpoint and seed: the same samples, the same value
     again = read_rows(board)[1]
     assert again["value"] == row["value"]
+
+
+def test_eval_checks_every_input_first_in_order(tmp_path, capsys):
+    """Each mistake is reported in one line before any detector runs (the weights are absent and offline here, so
+    a check that came after them could not be reached), generated side before real side before weights."""
+    fake = _synth(tmp_path / "fake")
+    missing = str(tmp_path / "missing")
+    assert "give the generated videos" in error_of(capsys, ["eval", "--metric", "fvd"])
+    assert "unknown metric 'fdv'" in error_of(capsys, ["eval", "--metric", "fdv", "--fake-dir", str(fake)])
+    err = error_of(capsys, ["eval", "--metric", "fvd", "--fake-dir", missing, "--data", "shapes"])
+    assert f"--fake-dir {missing} is not a directory" in err
+    assert "say which real data" in error_of(capsys, ["eval", "--metric", "fvd", "--fake-dir", str(fake)])
+    err = error_of(capsys, ["eval", "--metric", "fvd", "--fake-dir", str(fake), "--data", "shapes"])
+    assert "holds 2 usable videos" in err and "--num-samples 2" in err
+    base = ["eval", "--metric", "fvd", "--fake-dir", str(fake), "--num-samples", "2"]
+    assert missing in error_of(capsys, base + ["--real-dir", missing])
+    assert "--clip-list" in error_of(capsys, base + ["--data", "shapes", "--clip-list", missing])
+    err = error_of(capsys, base + ["--data", "shapes", "--num-real", "100000"])
+    assert "--num-real" in err and "(--num)" not in err
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x80\x02junk" * 100)
+    err = error_of(capsys, base + ["--data", "shapes", "--num-real", "2", "--detector-weights", str(junk)])
+    assert "cannot be used as i3d_torchscript weights" in err and "not a PyTorch or NumPy archive" in err
+    (tmp_path / "empty.pt").write_bytes(b"")
+    err = error_of(capsys, base + ["--data", "shapes", "--num-real", "2", "--detector-weights",
+                                   str(tmp_path / "empty.pt")])
+    assert "is empty" in err
+    err = error_of(capsys, ["eval", "--metric", "fvd", "--ckpt", str(junk), "--num-samples", "2"])
+    assert str(junk) in err
+    for flag in ("--num-samples", "--num-real", "--batch-size", "--threads", "--resolution"):
+        assert f"{flag} must be at least 1" in error_of(capsys, base + ["--data", "shapes", flag, "0"])
+    if not torch.cuda.is_available():
+        assert "no CUDA device" in error_of(capsys, base + ["--data", "shapes", "--device", "cuda"])
+    assert "zoo weights fetch i3d_torchscript" in error_of(capsys, base + ["--data", "shapes", "--num-real", "2"])
+
+
+def test_is_takes_the_c3d_mean_by_flag(tmp_path, capsys):
+    from zoo.evaluate import validate
+    from zoo.metrics.detectors import build_extractor
+    from zoo.metrics.detectors.seeded import seeded_c3d_npz
+    from zoo.metrics.detectors.weights import sha256_of
+
+    fake = _synth(tmp_path / "fake")
+    (tmp_path / "w").mkdir()
+    (tmp_path / "m").mkdir()
+    weights, mean = tmp_path / "w" / "c3d.npz", tmp_path / "m" / "my_mean.npz"
+    seeded_c3d_npz(weights, mean)
+    base = ["eval", "--metric", "is", "--fake-dir", str(fake), "--num-samples", "2", "--detector-weights",
+            str(weights)]
+    err = error_of(capsys, base)  # no mean2.npz beside the weights, none cached, offline
+    assert "mean2.npz" in err and "--detector-mean PATH" in err and "--detector-weights PATH" not in err
+    assert "does not exist" in error_of(capsys, base + ["--detector-mean", str(tmp_path / "nope.npz")])
+    err = error_of(capsys, base + ["--detector-mean", str(weights)])
+    assert "cannot be used as c3d_mean" in err
+    request = EvalRequest(metrics=["is"], fake_dir=str(fake), num_samples=2, detector_weights=str(weights),
+                          detector_mean=str(mean), leaderboard=None)
+    validate(request)  # every input accepted
+    extractor = build_extractor("c3d_ucf101_npz", weights, mean_path=mean, fetch=False)
+    assert extractor.info.sha256 == f"{sha256_of(weights)}+{sha256_of(mean)}"
+
+
+def test_comparable_gives_every_reason_and_nan_is_explained():
+    from zoo.evaluate import explain_undefined
+    from zoo.leaderboard import comparable
+
+    row = {"preset": "fvd2048_16f", "detector_verified": "False", "detector_weights": "file:mine.pt",
+           "num_real": "2", "num_fake": "2"}
+    ok, why = comparable(row)
+    assert not ok and "unverified detector weights (file:mine.pt)" in why and "N=2/2" in why and "2048/2048" in why
+    values = explain_undefined({"kvd": 0.5, "kvd_tfgan_block_stderr": float("nan")})
+    assert values["kvd"] == 0.5 and values["kvd_tfgan_block_stderr"] is None
+    assert "at least 2 blocks" in values["kvd_tfgan_block_stderr_undefined"]

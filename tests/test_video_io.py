@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from zoo.errors import ZooError
-from zoo.video_io import from_uint8, make_grid, side_by_side, to_uint8, write_video
+from zoo.video_io import enlarge_factor, from_uint8, make_grid, side_by_side, to_uint8, write_video
 
 
 def test_uint8_round_trip_is_exact_on_every_value():
@@ -40,6 +40,19 @@ def test_grid_layout():
     assert (grid[:, 2:10, 12:20] == 255).all() and (grid[:, 2:10, 2:10] == 0).all()
     both = side_by_side(videos[:2], videos[:2])
     assert both.shape[0] == 4 and both.dtype == np.uint8
+
+
+def test_grid_enlarges_tiles_by_nearest_neighbour_for_viewing():
+    videos = torch.rand(2, 3, 3, 16, 16) * 2 - 1
+    grid = make_grid(videos, ncol=2, padding=2, tile=96)  # 16 px -> 6x = 96 px tiles, separators stay 2 px
+    assert grid.shape == (3, 96 + 4, 2 * 96 + 6, 3)
+    pixels = to_uint8(videos).numpy()  # b t h w c
+    tile = grid[:, 2:98, 100:196]  # the second video
+    assert (tile == pixels[1].repeat(6, axis=1).repeat(6, axis=2)).all(), "each pixel becomes a 6x6 block"
+    assert (grid[:, :, 98:100] == 255).all() and (grid[:, :2] == 255).all(), "thin white separators"
+    assert make_grid(videos, tile=None).shape == make_grid(videos).shape == (3, 16 + 4, 2 * 16 + 6, 3)
+    assert enlarge_factor(32, 96) == 3 and enlarge_factor(128, 96) == 1 and enlarge_factor(16, 0) == 1
+    assert side_by_side(videos, videos).shape[1] == 96 + 4, "training grids are enlarged by default"
 
 
 def test_gif_and_mp4_are_real_files(tmp_path):

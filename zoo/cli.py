@@ -42,7 +42,14 @@ def _add_fit(sub) -> None:
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="CKPT",
                    help="continue from CKPT (default: <run-dir>/checkpoints/last.ckpt)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    _add_threads(p, "training")
     p.set_defaults(run=_run_fit)
+
+
+def _add_threads(p, what: str) -> None:
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help=f"CPU cores for {what} and its data workers (default: $OMP_NUM_THREADS, else the cores this "
+                        "process may use, cgroup quota included); each data worker takes one")
 
 
 def _resolve(args):
@@ -57,13 +64,32 @@ def _resolve(args):
     return resolve_config(args.model, args.data, model_cls.config_class, args.config, args.set, flags)
 
 
+def _check_fit(config) -> None:
+    """Values no later stage reports in one line (a DataLoader or a convolution would raise deep inside)."""
+    checks = [("train.batch_size", "--batch-size", config.train.batch_size, 1),
+              ("train.max_steps", "--max-steps", config.train.max_steps, 1),
+              ("data.frames", "--frames", config.data.frames, 2),
+              ("data.resolution", "--resolution", config.data.resolution, 1),
+              ("data.frame_stride", "--frame-stride", config.data.frame_stride, 1),
+              ("data.num_workers", "--set data.num_workers", config.data.num_workers, 0),
+              ("train.devices", "--devices", config.train.devices, 1)]
+    for key, flag, value, low in checks:
+        if value is not None and value < low:
+            why = " (a video needs at least 2 frames)" if key == "data.frames" else ""
+            raise ZooError(f"{key} ({flag}) must be at least {low}{why}, got {value}")
+
+
 def _run_fit(args) -> None:
     config = _resolve(args)
+    _check_fit(config)
     if args.print_config:
         print(config.to_yaml(), end="")
         return
+    from zoo.threads import apply_threads
     from zoo.training import fit
 
+    cpu = config.train.accelerator == "cpu" or (config.train.accelerator == "auto" and not _cuda_available())
+    apply_threads(args.threads, config.data.num_workers, config.train.devices if cpu else 1)
     result = fit(config, resume=args.resume)
     print(f"run directory: {result.run_dir}")
 
@@ -78,24 +104,79 @@ def _add_sample(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="noise seed")
     p.add_argument("--fps", type=float, default=8.0)
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--tile", type=int, default=None, metavar="PX",
+                   help="enlarge each video (nearest neighbour) to about PX pixels for viewing (default 96; 0 = "
+                        "original size)")
+    _add_threads(p, "sampling")
     p.set_defaults(run=_run_sample)
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def check_device(device: str, flag: str = "--device") -> str:
+    """`cpu`, `cuda` or `cuda:N`, refused in one line when this machine cannot run it."""
+    import torch
+
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda") or (index and not index.isdigit()) or (kind == "cpu" and index):
+        raise ZooError(f"{flag} must be cpu, cuda or cuda:N, got {device!r}")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ZooError(f"{flag} {device}: no CUDA device is visible here (torch {torch.__version__}, "
+                           f"CUDA build: {torch.version.cuda or 'none'}); use {flag} cpu")
+        if index and int(index) >= torch.cuda.device_count():
+            raise ZooError(f"{flag} {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    return device
+
+
+def label_classes(model) -> int:
+    """Classes a model generates on demand (0 = unconditional), whatever the data it was trained on had."""
+    for attr in ("num_classes", "num_categories"):
+        value = getattr(model, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return 0
+
+
 def _run_sample(args) -> None:
+    if not args.out.lower().endswith((".gif", ".mp4")):
+        raise ZooError(f"--out must end in .gif or .mp4, got {args.out}")
+    if args.num < 1:
+        raise ZooError(f"--num must be at least 1, got {args.num}")
+    if args.frames is not None and args.frames < 2:
+        raise ZooError(f"--frames must be at least 2 (a video), got {args.frames}; omit it for the training length")
+    if args.fps <= 0:
+        raise ZooError(f"--fps must be positive, got {args.fps}")
+    if args.tile is not None and args.tile < 0:
+        raise ZooError(f"--tile must be 0 (original size) or a pixel size, got {args.tile}")
+    check_device(args.device)
     import torch
 
     from zoo.models import load_model
-    from zoo.video_io import make_grid, write_video
+    from zoo.threads import apply_threads
+    from zoo.video_io import DEFAULT_TILE, make_grid, write_video
 
-    if not args.out.lower().endswith((".gif", ".mp4")):
-        raise ZooError(f"--out must end in .gif or .mp4, got {args.out}")
+    apply_threads(args.threads)
     model = load_model(args.ckpt, map_location=args.device)
     labels = None
     if args.labels:
+        classes = label_classes(model)
+        if classes == 0:
+            raise ZooError(f"{args.ckpt} holds an unconditional {model.registry_key} model: it cannot take --labels "
+                           "(train with model.categorical / model.class_conditional for class-conditional sampling)")
+        if len(args.labels) not in (1, args.num):
+            raise ZooError(f"--labels takes one label or one per video ({args.num}), got {len(args.labels)}")
+        if min(args.labels) < 0 or max(args.labels) >= classes:
+            raise ZooError(f"--labels must lie in [0, {classes - 1}] for this model, got {args.labels}")
         labels = torch.tensor(args.labels * args.num if len(args.labels) == 1 else args.labels)
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
     videos = model.sample(args.num, labels=labels, generator=generator, frames=args.frames)
-    path = write_video(make_grid(videos.cpu()), args.out, fps=args.fps)
+    tile = DEFAULT_TILE if args.tile is None else args.tile
+    path = write_video(make_grid(videos.cpu(), tile=tile or None), args.out, fps=args.fps)
     print(f"wrote {args.num} samples of {model.registry_key} to {path}")
 
 

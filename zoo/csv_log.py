@@ -34,7 +34,11 @@ class _ContinuingWriter(ExperimentWriter):
 
     def _check_log_dir_exists(self) -> None:
         if self.keep_before_step is None or not os.path.isfile(self.metrics_file_path):
-            return super()._check_log_dir_exists()  # a fresh run: Lightning's behaviour
+            # A fresh run: the run directory already holds config.yaml (and maybe samples), which Lightning's check
+            # would call "previous log files ... will be deleted"; only a stale metrics.csv is ever replaced.
+            if os.path.isfile(self.metrics_file_path):
+                os.remove(self.metrics_file_path)
+            return
         with open(self.metrics_file_path, "rb") as file:
             text = file.read().decode("utf-8", "replace")
         lines = text.splitlines(keepends=True)

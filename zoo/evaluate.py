@@ -28,6 +28,7 @@ from zoo.errors import ZooError
 from zoo.metrics.detectors.weights import sha256_of
 from zoo.metrics.feature_metric import VideoFeatureMetric, as_pixels
 from zoo.metrics.presets import DEFAULT_PRESET, PRESETS, Preset
+from zoo.paths import default_leaderboard
 
 METRIC_KEYS = ("fvd", "kvd", "is")
 
@@ -54,8 +55,10 @@ class EvalRequest:
     bootstrap: int = 0  # K resamples for a 95% interval (0 = off)
     stats_only: bool = False  # only compute and cache real statistics
     detector_weights: str | None = None
+    detector_mean: str | None = None  # the C3D's mean clip (`mean2.npz`) to use with custom C3D weights
     seed: int = 0
-    leaderboard: str | None = "leaderboard.csv"  # None = do not append
+    leaderboard: str | None = field(default_factory=lambda: str(default_leaderboard()))  # None = do not append
+    threads: int | None = None  # CPU threads per process (None: $OMP_NUM_THREADS, else the usable cores)
     samples_gif: bool = True  # write the first generated videos as a GIF beside the leaderboard (HTML embeds it)
     extractors: dict = field(default_factory=dict)  # detector key -> prebuilt extractor (tests, benchmarks; never CLI)
 
@@ -158,6 +161,131 @@ def real_data_config(request: EvalRequest, run: dict, preset: Preset) -> DataCon
     return update_dataclass(config, changes, "data")
 
 
+def group_data_config(request: EvalRequest, run: dict, preset: Preset) -> DataConfig:
+    """The data config of a metric group: the real data's (which also sizes `--fake-dir` videos), or a plain one
+    at the preset's clip length when no real data takes part (IS of a folder)."""
+    if preset.num_real or request.ckpt or request.data or request.real_dir:
+        return real_data_config(request, run, preset)
+    changes = {"frames": preset.frames, "frame_stride": preset.frame_stride}
+    if request.resolution:
+        changes["resolution"] = request.resolution
+    return update_dataclass(DataConfig(), changes, "data")
+
+
+def explain_undefined(values: dict) -> dict:
+    """Secondary numbers that are undefined (NaN: a standard error over one block, a std over one split) become
+    null with a `<name>_undefined` reason beside them, so the CSV never holds a bare NaN."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, float) and value != value:
+            out[key] = None
+            out[f"{key}_undefined"] = "needs at least 2 blocks or splits of samples; evaluate more samples"
+        else:
+            out[key] = value
+    return out
+
+
+# -- validation: every input, before any expensive work -----------------------------------------------------------
+
+
+def _check_weights_file(path: str, flag: str, entry) -> None:
+    """`path` exists and loads as `entry`'s kind of file; otherwise one line saying what it is instead."""
+    import zipfile
+
+    from zoo.metrics.detectors.weights import check_structure
+
+    file = Path(path)
+    if not file.is_file():
+        raise ZooError(f"{flag} {file} does not exist")
+    if file.stat().st_size == 0:
+        raise ZooError(f"{flag} {file} is empty")
+    try:
+        if entry.name.startswith("i3d"):  # either I3D file is accepted: a TorchScript or a pytorch-i3d state dict
+            from zoo.metrics.detectors import load_i3d
+
+            load_i3d(file)
+        else:
+            check_structure(entry, file)
+    except ZooError as e:
+        if not zipfile.is_zipfile(file):
+            why = "it is not a PyTorch or NumPy archive (truncated, or another kind of file)"
+        else:
+            why = str(e).split(". ")[0]  # the loader's first sentence; PyTorch appends paragraphs of advice
+        raise ZooError(f"{flag} {file} cannot be used as {entry.name} weights: {why}") from None
+
+
+def check_detector(detector: str, request: EvalRequest) -> None:
+    """The detector's weights (and the C3D's mean clip) are there, or are fetched now, and are the right kind."""
+    from zoo.metrics.detectors import DETECTOR_WEIGHTS
+    from zoo.metrics.detectors.weights import WEIGHTS, resolve
+
+    if detector not in DETECTOR_WEIGHTS:
+        raise ZooError(f"unknown detector {detector!r}; valid: {', '.join(DETECTOR_WEIGHTS)}")
+    name = DETECTOR_WEIGHTS[detector]
+    if request.detector_weights:
+        _check_weights_file(request.detector_weights, "--detector-weights", WEIGHTS[name])
+    else:
+        resolve(name)  # cached (checksummed) or downloaded now; offline: one line saying how to place the file
+    if detector == "c3d_ucf101_npz":
+        sibling = Path(request.detector_weights).parent / "mean2.npz" if request.detector_weights else None
+        if request.detector_mean:
+            _check_weights_file(request.detector_mean, "--detector-mean", WEIGHTS["c3d_mean"])
+        elif sibling is None or not sibling.is_file():
+            resolve("c3d_mean")
+
+
+def validate(request: EvalRequest) -> dict:
+    """Check every input of `request` in the order a user fixes them -- numbers, metrics, the generated videos
+    (checkpoint or folder), the real data and clip list, the detector weights -- and return the checkpoint record.
+    Costs seconds (reads the checkpoint, indexes folders, hashes weights); raises one-line `ZooError`s."""
+    from zoo.models.base import checkpoint_meta, read_checkpoint
+
+    for flag, value, low in (("--batch-size", request.batch_size, 1), ("--devices", request.devices, 1),
+                             ("--num-samples", request.num_samples, 1), ("--num-real", request.num_real, 1),
+                             ("--bootstrap", request.bootstrap, 0), ("--threads", request.threads, 1),
+                             ("--resolution", request.resolution, 1)):
+        if value is not None and value < low:
+            raise ZooError(f"{flag} must be at least {low}, got {value}")
+    if request.device == "cuda" and not torch.cuda.is_available():
+        raise ZooError(f"--device cuda: no CUDA device is visible here (CUDA build: {torch.version.cuda or 'none'}); "
+                       "use --device cpu")
+    if request.device == "cuda" and request.devices > torch.cuda.device_count():
+        raise ZooError(f"--devices {request.devices} but only {torch.cuda.device_count()} CUDA device(s) are visible")
+    presets = resolve_presets(request)
+    if request.ckpt and request.fake_dir:
+        raise ZooError("give either --ckpt or --fake-dir, not both")
+    if not request.stats_only and request.ckpt is None and request.fake_dir is None:
+        raise ZooError("give the generated videos: --ckpt PATH (samples a checkpoint) or --fake-dir DIR (videos)")
+    run: dict = {}
+    if request.ckpt:
+        run = checkpoint_meta(read_checkpoint(request.ckpt), source=request.ckpt)
+    if request.fake_dir and not Path(request.fake_dir).is_dir():
+        raise ZooError(f"--fake-dir {request.fake_dir} is not a directory")
+    if request.clip_list and not Path(request.clip_list).is_file():
+        raise ZooError(f"--clip-list {request.clip_list} does not exist")
+    groups: dict[tuple, Preset] = {}
+    for p in presets:
+        groups.setdefault(_group_key(p), p)
+    for p0 in groups.values():
+        config = group_data_config(request, run, p0)
+        if request.fake_dir and not request.stats_only:
+            from zoo.datasets import build_dataset
+
+            folder = update_dataclass(config, {"name": "folder", "root": request.fake_dir, "folder_labels": False},
+                                      "data")
+            count = len(build_dataset("folder", folder))
+            if count < p0.num_fake:
+                raise ZooError(f"--fake-dir {request.fake_dir} holds {count} usable videos but {p0.name} needs "
+                               f"{p0.num_fake}; generate more or pass --num-samples {count}")
+        if p0.num_real:
+            real_clips(config, request, p0.num_real)
+        elif request.stats_only:
+            raise ZooError(f"{p0.name} uses no real videos; there are no statistics to cache")
+    for detector in sorted({p.detector for p in presets} - set(request.extractors)):
+        check_detector(detector, request)
+    return run
+
+
 def _batches(positions: list[int], size: int) -> list[list[int]]:
     return [positions[i : i + size] for i in range(0, len(positions), size)]
 
@@ -172,7 +300,10 @@ def real_clips(config: DataConfig, request: EvalRequest, num: int):
     from zoo.datasets.cliplist import ClipList, make_clip_list
 
     dataset = build_dataset(config.name, config)
-    clip_list = ClipList.load(request.clip_list) if request.clip_list else make_clip_list(dataset, num, config.seed)
+    try:
+        clip_list = ClipList.load(request.clip_list) if request.clip_list else make_clip_list(dataset, num, config.seed)
+    except ZooError as e:  # the data layer's hint names `zoo data cliplist --num`; here the flag is --num-real
+        raise ZooError(str(e).replace("(--num)", "(--num-real)")) from None
     if len(clip_list.clips) < num:
         raise ZooError(f"the clip list has {len(clip_list.clips)} clips but the protocol needs {num}; "
                        f"pass --num-real {len(clip_list.clips)}")
@@ -239,7 +370,8 @@ def _extractor(request: EvalRequest, preset: Preset, device: torch.device) -> nn
         return request.extractors[preset.detector].to(device)
     from zoo.metrics.detectors import build_extractor
 
-    return build_extractor(preset.detector, request.detector_weights, preset.resize, preset.aspect).to(device)
+    return build_extractor(preset.detector, request.detector_weights, preset.resize, preset.aspect,
+                           mean_path=request.detector_mean).to(device)
 
 
 def _run_group(request: EvalRequest, presets: list[Preset], model, run: dict, rank: int, world: int,
@@ -253,7 +385,10 @@ def _run_group(request: EvalRequest, presets: list[Preset], model, run: dict, ra
         metric.update(features=torch.empty(0, extractor.dim), real=True)
         metric.update(features=torch.empty(0, extractor.dim), real=False)
     info = extractor.info.to_dict()
-    config = real_data_config(request, run, p0) if (p0.num_real or request.ckpt or request.data) else None
+    if request.detector_weights:
+        # the row names the file it used, not the preset's official weights (its SHA-256 is already the file's)
+        info["weights"] = f"file:{Path(request.detector_weights).name}"
+    config = group_data_config(request, run, p0)
     fingerprint, cache = "", "none"
     if p0.num_real:
         dataset, clip_list, fingerprint = real_clips(config, request, p0.num_real)
@@ -282,10 +417,6 @@ def _run_group(request: EvalRequest, presets: list[Preset], model, run: dict, ra
             return [EvalResult("stats", p0, {}, None, p0.num_real, 0, fingerprint, info, cache)]
     elif request.stats_only:
         raise ZooError(f"{p0.name} uses no real videos; there are no statistics to cache")
-    if config is None:
-        config = update_dataclass(DataConfig(), {"frames": p0.frames, "frame_stride": p0.frame_stride,
-                                                 **({"resolution": request.resolution} if request.resolution else {})},
-                                  "data")
     first = None
     with _progress(p0.num_fake, f"generated {p0.name}", rank) as bar:
         for pixels in fake_videos(request, model, p0, config, rank, world):
@@ -297,7 +428,7 @@ def _run_group(request: EvalRequest, presets: list[Preset], model, run: dict, ra
             bar.update(len(pixels) * world)
     results = []
     for preset, metric in zip(presets, metrics):
-        values = metric.results()
+        values = explain_undefined(metric.results())
         interval = None
         if request.bootstrap:
             with metric.sync_context(should_sync=world > 1):
@@ -323,6 +454,12 @@ def _run(rank: int, world: int, request: EvalRequest, port: int, out: str | None
         groups: dict[tuple, list[Preset]] = {}
         for p in presets:
             groups.setdefault(_group_key(p), []).append(p)
+        from zoo.threads import apply_threads
+
+        # the detector (and the sampling model) get the cores the video-decoding workers leave; each worker keeps
+        # one (PyTorch runs DataLoader workers single-threaded)
+        workers = max(group_data_config(request, run, g[0]).num_workers for g in groups.values())
+        apply_threads(request.threads, workers, world if device.type == "cpu" else 1)
         results = []
         for group in groups.values():
             results += _run_group(request, group, model, run, rank, world, device)
@@ -344,7 +481,11 @@ def _free_port() -> int:
 
 
 def evaluate(request: EvalRequest) -> list[EvalResult]:
-    """Run the evaluation on `request.devices` processes; returns rank 0's results (rows already appended)."""
+    """Run the evaluation on `request.devices` processes; returns rank 0's results (rows already appended).
+
+    Every input (metrics, checkpoint or generated folder, real data and clip list, detector weights) is checked
+    first, in that order, so a mistake is reported in seconds, not after the real features are extracted."""
+    validate(request)
     if request.devices <= 1:
         return _run(0, 1, request, 0, None)
     import torch.multiprocessing as mp
@@ -379,7 +520,7 @@ def report(results: list[EvalResult], request: EvalRequest, run: dict) -> None:
               f"{r.stats_cache:>10}")
         for k, v in r.values.items():
             if k not in (r.metric, "_samples"):
-                print(f"  {k} = {v:.6g}")
+                print(f"  {k} = {v:.6g}" if isinstance(v, float) else f"  {k} = {v}")
         rows.append(make_row(r, request, run, code_version()))
     if request.leaderboard and rows:
         samples = next((r.values.get("_samples") for r in results if "_samples" in r.values), None)
@@ -395,11 +536,11 @@ def report(results: list[EvalResult], request: EvalRequest, run: dict) -> None:
 
 
 def _write_samples(pixels: torch.Tensor, leaderboard: str, row: dict) -> str:
-    from zoo.video_io import from_uint8, make_grid, write_video
+    from zoo.video_io import DEFAULT_TILE, from_uint8, make_grid, write_video
 
     name = stable_hash({k: row[k] for k in ("date", "model", "checkpoint_sha256", "preset")}, length=12)
     path = Path(leaderboard).resolve().parent / "leaderboard_samples" / f"{row['model']}-{name}.gif"
-    write_video(make_grid(from_uint8(pixels)), path)
+    write_video(make_grid(from_uint8(pixels), tile=DEFAULT_TILE), path)  # enlarged for the HTML page
     return os.path.relpath(path, Path(leaderboard).resolve().parent)
 
 
@@ -428,23 +569,27 @@ def add_eval_parser(sub) -> None:
     p.add_argument("--bootstrap", type=int, default=0, metavar="K", help="report a 95%% interval from K resamples")
     p.add_argument("--stats-only", action="store_true", help="only compute and cache the real statistics")
     p.add_argument("--detector-weights", help="use this detector weights file (its SHA-256 is recorded)")
+    p.add_argument("--detector-mean", metavar="FILE",
+                   help="the C3D's mean clip (mean2.npz) for IS with custom C3D weights (default: beside them, "
+                        "else the cached official file)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
-    p.add_argument("--leaderboard", default="leaderboard.csv", help="CSV to append rows to")
+    p.add_argument("--leaderboard", default=None,
+                   help="CSV to append rows to (default: runs/leaderboard.csv, or $ZOO_HOME/runs/leaderboard.csv)")
     p.add_argument("--no-leaderboard", action="store_true", help="print only")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU cores for the detector and its video-decoding workers (default: $OMP_NUM_THREADS, else "
+                        "the cores this process may use, cgroup quota included); each worker keeps one")
     p.set_defaults(run=_run_eval)
 
 
 def _run_eval(args) -> None:
-    if args.devices < 1 or args.batch_size < 1:
-        raise ZooError("--devices and --batch-size must be at least 1")
-    if args.ckpt and args.fake_dir:
-        raise ZooError("give either --ckpt or --fake-dir, not both")
     request = EvalRequest(
         metrics=args.metric, ckpt=args.ckpt, fake_dir=args.fake_dir, real_dir=args.real_dir, data=args.data,
         data_root=args.data_root, clip_list=args.clip_list, preset=args.preset, num_samples=args.num_samples,
         num_real=args.num_real, resolution=args.resolution, covariance=args.covariance, batch_size=args.batch_size,
         devices=args.devices, device=args.device, bootstrap=args.bootstrap, stats_only=args.stats_only,
-        detector_weights=args.detector_weights, seed=args.seed,
-        leaderboard=None if args.no_leaderboard or args.stats_only else args.leaderboard,
+        detector_weights=args.detector_weights, detector_mean=args.detector_mean, seed=args.seed,
+        leaderboard=None if args.no_leaderboard or args.stats_only else args.leaderboard or str(default_leaderboard()),
+        threads=args.threads,
     )
     evaluate(request)

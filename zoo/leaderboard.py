@@ -254,15 +254,18 @@ def comparable(row: dict) -> tuple[bool, str]:
     preset = PRESETS.get(row["preset"])
     if preset is None:
         return False, f"unknown preset {row['preset']}"
-    reasons = []
+    reasons = []  # every reason, not the first: fixing one should not reveal another
     trust = detector_trust(row)
+    weights = row.get("detector_weights") or "?"
     if trust == "pinned locally":
-        reasons.append("detector weights pinned locally (first-use checksum), not verified against the table")
+        reasons.append(f"detector weights ({weights}) pinned locally (first-use checksum), not verified against the "
+                       "table")
     elif trust != "verified":
-        reasons.append("unverified detector weights")
+        reasons.append(f"unverified detector weights ({weights})")
     if int(row["num_fake"]) != preset.num_fake or (preset.num_real and int(row["num_real"]) != preset.num_real):
-        reasons.append(f"N={row['num_real']}/{row['num_fake']}, preset wants {preset.num_real}/{preset.num_fake}")
-    return (not reasons), "; ".join(reasons) or "yes"
+        reasons.append(f"sample counts N={row['num_real']}/{row['num_fake']} (real/generated), preset wants "
+                       f"{preset.num_real}/{preset.num_fake}")
+    return (False, "; ".join(reasons)) if reasons else (True, "yes")
 
 
 def _tables(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
@@ -328,14 +331,17 @@ def render(rows: list[dict], fmt: str = "md") -> str:
 
 def add_leaderboard_parser(sub) -> None:
     p = sub.add_parser("leaderboard", help="render leaderboard.csv with the papers' numbers side by side")
-    p.add_argument("--file", default="leaderboard.csv", help="the CSV written by `zoo eval`")
+    p.add_argument("--file", default=None,
+                   help="the CSV written by `zoo eval` (default: runs/leaderboard.csv, or under $ZOO_HOME)")
     p.add_argument("--format", default="md", choices=["md", "html", "csv"])
     p.add_argument("--out", help="write here instead of stdout")
     p.set_defaults(run=_run_leaderboard)
 
 
 def _run_leaderboard(args) -> None:
-    text = render(read_rows(args.file), args.format)
+    from zoo.paths import default_leaderboard
+
+    text = render(read_rows(args.file or str(default_leaderboard())), args.format)
     if args.out:
         Path(args.out).write_text(text)
         print(f"wrote {args.out}")

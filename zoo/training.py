@@ -35,6 +35,7 @@ from zoo.models.base import (
     read_checkpoint,
     state_dict_mismatch,
 )
+from zoo.paths import runs_root
 from zoo.registry import MODELS
 from zoo.video_io import side_by_side, write_video
 
@@ -179,8 +180,37 @@ class SampleGrid(Callback):
                 logger.log_video("samples", [str(path)], step=model.iteration, format=["gif"])
 
 
+class StepProgressBar(TQDMProgressBar):
+    """Lightning's bar counting training steps up to `max_steps` ("steps 300/300"), not batches of an epoch of the
+    sampler ("Epoch 0: 59% 300/512", which reads as if the run stopped early); one bar across epochs and resumes."""
+
+    def __init__(self, max_steps: int):
+        super().__init__(refresh_rate=1)
+        self.max_steps = max_steps
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        super().on_train_start(trainer, pl_module)
+        bar = self.train_progress_bar
+        bar.reset(total=self.max_steps)
+        bar.initial = bar.n = pl_module.iteration  # a resumed run starts where its checkpoint stopped
+        bar.set_description("steps")
+
+    def on_train_epoch_start(self, trainer, *_) -> None:
+        pass  # epochs of the sampler are no unit of a run
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        bar = self.train_progress_bar
+        if bar is not None and not bar.disable:
+            bar.n = min(pl_module.iteration, self.max_steps)
+            bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
+            bar.refresh()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        pass  # the bar stays open until training ends
+
+
 def default_run_dir(config: ExperimentConfig) -> Path:
-    return Path(config.train.run_dir or Path("runs") / f"{config.model_name}-{config.data.name}")
+    return Path(config.train.run_dir or runs_root() / f"{config.model_name}-{config.data.name}")
 
 
 def build_model(config: ExperimentConfig, datamodule: VideoDataModule) -> VideoGenerativeModel:
@@ -338,9 +368,9 @@ def fit(config: ExperimentConfig, resume: str | bool | None = None, extra_callba
 
     callbacks = [
         TrainingProgress(train.seed, train.max_steps, train.checkpoint_every, run_dir / "checkpoints"),
+        StepProgressBar(train.max_steps),
         SampleGrid(train.sample_every, train.sample_count, run_dir / "samples", train.seed),
         RunConfigWriter(run_dir, config),
-        TQDMProgressBar(refresh_rate=1),
         *extra_callbacks,
     ]
     trainer = pl.Trainer(

@@ -53,13 +53,25 @@ def assert_video(videos: torch.Tensor, name: str = "video", channels: int | None
         raise ValueError(f"{name} must have {channels} channels in dim 1 ([B, C, T, H, W]), got {tuple(videos.shape)}")
 
 
-def make_grid(videos: torch.Tensor, ncol: int | None = None, padding: int = 2) -> np.ndarray:
-    """Tile a batch of videos into one video.
+DEFAULT_TILE = 96  # pixels: a 16-32 pixel video is enlarged 6x-3x so that shapes and motion are readable on screen
+
+
+def enlarge_factor(size: int, tile: int | None) -> int:
+    """The integer nearest-neighbour factor bringing a `size`-pixel video to about `tile` pixels (1: never shrink)."""
+    return 1 if not tile else max(1, round(tile / max(1, size)))
+
+
+def make_grid(videos: torch.Tensor, ncol: int | None = None, padding: int = 2, tile: int | None = None) -> np.ndarray:
+    """Tile a batch of videos into one video, for viewing.
+
+    Quantizes with `to_uint8` first, so the enlarged pixels are exactly the ones a detector scores; enlarging
+    repeats pixels (nearest neighbour) and never blurs. Metrics read the videos, never a grid.
 
     Args:
         videos: float `[B, C, T, H, W]` in [-1, 1]; C is 1 or 3.
         ncol: videos per row (default: about sqrt(B)).
-        padding: white pixels between tiles.
+        padding: white pixels between tiles (a thin separator; not enlarged).
+        tile: enlarge each video by an integer factor to about this many pixels (None or 0: original size).
 
     Returns:
         uint8 `[T, H', W', 3]` numpy array.
@@ -67,6 +79,9 @@ def make_grid(videos: torch.Tensor, ncol: int | None = None, padding: int = 2) -
     pixels = to_uint8(videos)  # b t h w c
     if pixels.shape[-1] == 1:
         pixels = pixels.expand(-1, -1, -1, -1, 3)
+    factor = enlarge_factor(max(pixels.shape[2], pixels.shape[3]), tile)
+    if factor > 1:
+        pixels = pixels.repeat_interleave(factor, dim=2).repeat_interleave(factor, dim=3)  # b t (h f) (w f) c
     b, t, h, w, c = pixels.shape
     ncol = ncol or max(1, math.ceil(math.sqrt(b)))
     nrow = math.ceil(b / ncol)
@@ -78,10 +93,14 @@ def make_grid(videos: torch.Tensor, ncol: int | None = None, padding: int = 2) -
     return grid.numpy()
 
 
-def side_by_side(real: torch.Tensor, fake: torch.Tensor, padding: int = 2) -> np.ndarray:
-    """Grid of real videos (left block) next to generated ones (right block); both `[B, C, T, H, W]` in [-1, 1]."""
+def side_by_side(
+    real: torch.Tensor, fake: torch.Tensor, padding: int = 2, tile: int | None = DEFAULT_TILE
+) -> np.ndarray:
+    """Grid of real videos (left block) next to generated ones (right block); both `[B, C, T, H, W]` in [-1, 1],
+    each video enlarged to about `tile` pixels (see `make_grid`)."""
     t = min(real.shape[2], fake.shape[2])
-    left, right = make_grid(real[:, :, :t], padding=padding), make_grid(fake[:, :, :t], padding=padding)
+    left = make_grid(real[:, :, :t], padding=padding, tile=tile)
+    right = make_grid(fake[:, :, :t], padding=padding, tile=tile)
     height = max(left.shape[1], right.shape[1])
     left = np.pad(left, ((0, 0), (0, height - left.shape[1]), (0, 0), (0, 0)), constant_values=255)
     right = np.pad(right, ((0, 0), (0, height - right.shape[1]), (0, 0), (0, 0)), constant_values=255)

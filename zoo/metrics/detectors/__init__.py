@@ -146,6 +146,7 @@ def build_extractor(
     aspect: str = "stretch",
     feature: str | None = None,
     fetch: bool = True,
+    mean_path: str | Path | None = None,
 ) -> nn.Module:
     """Resolve (download on first use, checksum) the weights of detector `name` and wrap it as a feature extractor.
 
@@ -157,6 +158,7 @@ def build_extractor(
         resize, aspect: I3D input convention (ignored by the C3Ds, whose convention is fixed).
         feature: `logits400` (default for I3D) or `pool1024`.
         fetch: allow downloads.
+        mean_path: `--detector-mean` override of the C3D's `mean2.npz` (`c3d_ucf101_npz` only).
     """
     from zoo.metrics.detectors.weights import resolve, weakest
 
@@ -175,6 +177,8 @@ def build_extractor(
                             got.trust)
         return C3DExtractor(network, info)
     sibling = got.path.parent / "mean2.npz" if weights_path is not None else None
+    if mean_path is not None:
+        sibling = Path(mean_path)
     mean = resolve("c3d_mean", sibling if sibling is not None and sibling.is_file() else None, fetch=fetch)
     info = DetectorInfo("c3d", name, f"{got.sha256}+{mean.sha256}", got.verified and mean.verified, "probs101",
                         "chainer_bilinear", "stretch", weakest(got.trust, mean.trust))

@@ -191,9 +191,10 @@ def check_structure(entry: WeightsFile, path: Path) -> None:
 
 
 def _missing_message(entry: WeightsFile, path: Path, reason: str) -> str:
+    flag = "--detector-mean" if entry.name == "c3d_mean" else "--detector-weights"
     return (f"detector weights {entry.filename} are not in {path.parent} and could not be downloaded ({reason}); "
             f"run `zoo weights fetch {entry.name}` where there is network (URL: {entry.urls[0]}), "
-            f"copy the file to {path}, or pass --detector-weights PATH")
+            f"copy the file to {path}, or pass {flag} PATH")
 
 
 def download(entry: WeightsFile, timeout: float = 60.0) -> Path:
@@ -282,9 +283,18 @@ def add_weights_parser(sub) -> None:
 
 def _run_fetch(args) -> None:
     names = list(WEIGHTS) if "all" in args.names else args.names
-    for name in names:
-        got = resolve(name)
+    failed = []
+    for name in names:  # every file is tried: one unreachable URL does not hide the state of the others
+        try:
+            got = resolve(name)
+        except ZooError as e:
+            failed.append(name)
+            print(f"{name}: FAILED: {e}")
+            continue
         print(f"{name}: {got.path} sha256={got.sha256} ({got.trust})")
+    print(f"fetched {len(names) - len(failed)} of {len(names)} weights files")
+    if failed:
+        raise ZooError(f"could not fetch {', '.join(failed)} (reasons above)")
 
 
 def _run_list(args) -> None:
