@@ -33,7 +33,7 @@ def test_paper_networks_at_64x64_16_frames():
     model = MoCoGAN(MoCoGANConfig(), VideoSpec(3, 16, 64, 0))
     convs = [m for m in model.generator.image_generator.net if isinstance(m, torch.nn.ConvTranspose2d)]
     assert [c.out_channels for c in convs] == [512, 256, 128, 64, 3]
-    assert convs[0].in_channels == 50 + 10
+    assert convs[0].in_channels == 50 + 6 + 10  # z_C, the random 6-d category code (dim_z_category), z_M
     d_v = [m for m in model.video_discriminator.net if isinstance(m, torch.nn.Conv3d)]
     assert [tuple(c.kernel_size) for c in d_v] == [(4, 4, 4)] * 5
     assert not any(isinstance(m, torch.nn.ConstantPad3d) for m in model.video_discriminator.net)
