@@ -368,11 +368,31 @@ class VideoGPT(VideoGenerativeModel):
 
     def configure_optimizers(self):
         c = self.config
-        steps = c.cosine_steps or int(self.experiment.get("train", {}).get("max_steps", 200_000))
+        # this run's max_steps: on resume `on_load_checkpoint` (before this) replaces `experiment` by the checkpoint's
+        experiment = getattr(self, "_run_experiment", None) or self.experiment
+        steps = max(1, c.cosine_steps or int(experiment.get("train", {}).get("max_steps", 200_000)))
         params = [p for p in self.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2))
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
+
+        def cosine(step: int) -> float:  # CosineAnnealingLR(T_max=steps, eta_min=0) in closed form
+            return 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / steps))
+
+        # a function is not saved with the scheduler's state: a run resumed with a larger max_steps decays over the
+        # new length (CosineAnnealingLR would restore the old T_max and drop to zero at the old end)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._run_experiment = self.experiment  # the resuming run's config, for the LR schedule
+        super().on_load_checkpoint(checkpoint)
+
+    def on_train_start(self) -> None:
+        """After a resume, put the learning rate on this run's schedule (the restored optimizer holds the one the
+        interrupted run computed for its own max_steps); a no-op when nothing changed."""
+        for config in self.trainer.lr_scheduler_configs:
+            s = config.scheduler
+            for group, base, factor in zip(s.optimizer.param_groups, s.base_lrs, s.lr_lambdas):
+                group["lr"] = base * factor(s.last_epoch)
 
     def grid_videos(self, real, generator):
         """A frame-conditioned prior's sample grid continues the real clips' first frames."""
