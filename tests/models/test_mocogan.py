@@ -208,3 +208,23 @@ def test_data_layer_serves_single_frames_of_independently_drawn_videos():
         assert match, "not a frame of any video of the dataset"
         videos.add(match[0])
     assert len(videos) >= 5, "frames must come from many independently drawn videos, not the batch's 4 clips"
+
+
+def test_motion_codes_follow_the_motion_noise():
+    """z_M(t) = GRU(eps_t, h_{t-1}): with content, category and initial state fixed, other motion noise gives other
+    motion (a GRU that ignored eps_t would give one fixed motion per initial state)."""
+    model = MoCoGAN(MoCoGANConfig(ngf=4, ndf=4), VideoSpec(3, 8, 32, 0))
+    c = model.config
+
+    def noise(seed):
+        fixed = torch.Generator().manual_seed(0)  # content and h_0: the first two draws
+        motion = torch.Generator().manual_seed(seed)
+        calls = iter(range(1000))
+        return lambda *shape: torch.randn(*shape, generator=fixed if next(calls) < 2 else motion)
+
+    categories = torch.tensor([1, 4])
+    a = model.generator.codes(noise(1), 2, 8, categories)
+    b = model.generator.codes(noise(2), 2, 8, categories)
+    static = c.dim_z_content + model.num_categories
+    torch.testing.assert_close(a[..., :static], b[..., :static], rtol=0, atol=0)
+    assert (a[..., static:] - b[..., static:]).abs().amin(-1).gt(1e-4).all(), "every frame's motion must differ"
