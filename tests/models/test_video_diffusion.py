@@ -5,6 +5,7 @@ import dataclasses
 import math
 
 import pytest
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -310,3 +311,79 @@ def test_unet_runs_under_bf16_autocast():
             half = model.network_output(model.unet, x, log_snr, None)
     assert torch.isfinite(half).all()
     assert (half.float() - full).abs().max() < 0.1 * full.abs().max() + 0.05
+
+
+# -- EMA --------------------------------------------------------------------------------------------------------------
+
+
+class WeightRecorder(pl.Callback):
+    """The U-Net's weights after every training step (the EMA update happens inside the optimizer step)."""
+
+    def __init__(self):
+        self.weights: list[dict[str, torch.Tensor]] = []
+
+    def on_train_batch_end(self, trainer, model, *args):
+        self.weights.append({k: v.detach().clone() for k, v in model.unet.state_dict().items()})
+
+
+def test_ema_follows_the_warmup_formula_every_step(tmp_path):
+    """After each update the EMA is d_n * EMA + (1 - d_n) * weights with d_n = min(decay, (1 + n) / (10 + n)),
+    computed here from the recorded weights (the first update copies)."""
+    from tests.conftest import REPO
+    from zoo.config import resolve_config
+    from zoo.training import fit
+
+    sets = [f"train.run_dir={tmp_path}", "train.max_steps=4", "train.checkpoint_every=1000", "model.ema_decay=0.5"]
+    config = resolve_config("video_diffusion", "shapes", VideoDiffusionConfig,
+                            [REPO / "experiments/video_diffusion/tiny.yaml"], sets)
+    recorder = WeightRecorder()
+    model = fit(config, extra_callbacks=[recorder]).model
+    assert int(model.ema.averaged.n_averaged) == 4
+    expected = dict(recorder.weights[0])
+    for n, weights in enumerate(recorder.weights[1:], start=1):
+        d = min(0.5, (1 + n) / (10 + n))  # 0.18, 0.25, 0.31: the warm-up, below the configured 0.5
+        expected = {k: d * expected[k] + (1 - d) * w if w.is_floating_point() else w for k, w in weights.items()}
+    ema = model.ema.module.state_dict()
+    for name, value in expected.items():
+        torch.testing.assert_close(ema[name], value, msg=name)
+    assert any(not torch.equal(ema[k], recorder.weights[-1][k]) for k in ema), "the EMA must lag the weights"
+
+
+def test_sampling_uses_the_ema_weights():
+    model = tiny_model(sampler="ddim", sampling_steps=2)
+    randomize(model.ema.module)
+    a = model.sample(2, generator=torch.Generator().manual_seed(0))
+    randomize(model.unet)  # the trained weights change, the EMA does not: same samples
+    torch.manual_seed(5)
+    for p in model.unet.parameters():
+        p.data.add_(torch.randn_like(p))
+    torch.testing.assert_close(model.sample(2, generator=torch.Generator().manual_seed(0)), a, rtol=0, atol=0)
+    for p in model.ema.module.parameters():  # the EMA changes: different samples
+        p.data.add_(0.1 * torch.randn_like(p))
+    assert not torch.equal(model.sample(2, generator=torch.Generator().manual_seed(0)), a)
+    model.config.sample_with_ema = False  # and without the EMA, sampling follows the trained weights
+    b = model.sample(2, generator=torch.Generator().manual_seed(0))
+    model.unet.load_state_dict(model.ema.module.state_dict())
+    assert not torch.equal(model.sample(2, generator=torch.Generator().manual_seed(0)), b)
+
+
+@pytest.mark.parametrize("init_scale,updates", [(2.0**100, 0), (2.0**4, 3)])
+def test_ema_skips_the_updates_a_mixed_precision_scaler_skipped(init_scale, updates):
+    """16-bit mixed precision (CPU autocast + a real GradScaler): a scale of 2^100 overflows every gradient, so the
+    scaler skips each update (the weights stay put) and the EMA must not average; a small scale updates normally."""
+    from pytorch_lightning.plugins.precision import MixedPrecision
+
+    from zoo.config import DataConfig
+    from zoo.datasets.datamodule import VideoDataModule
+
+    model = tiny_model()
+    initial = {k: v.clone() for k, v in model.unet.state_dict().items()}
+    datamodule = VideoDataModule(DataConfig(frames=8, resolution=16, num_videos=16, num_workers=0), 2)
+    scaler = torch.amp.GradScaler("cpu", init_scale=init_scale)
+    trainer = pl.Trainer(accelerator="cpu", max_steps=3, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         plugins=[MixedPrecision("16-mixed", "cpu", scaler)])
+    trainer.fit(model, datamodule=datamodule)
+    changed = any(not torch.equal(initial[k], v) for k, v in model.unet.state_dict().items() if "weight" in k)
+    assert changed == (updates > 0)
+    assert int(model.ema.averaged.n_averaged) == updates

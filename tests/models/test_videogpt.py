@@ -325,3 +325,47 @@ def test_prior_validation_loss_falls(learnt_vqvae, tmp_path):
         before = float(initial.eval().nll(held_out))
         after = float(result.model.eval().nll(held_out))
     assert after < before - 0.5, f"held-out NLL per code {before:.3f} -> {after:.3f} nats"
+
+
+def test_position_0_sees_the_learned_start_token(vqvae_ckpt):
+    """The official `RightShift.sos`: position 0's input is a trained vector, in teacher forcing and cached decoding."""
+    model = tiny_prior(vqvae_ckpt).eval()
+    transformer = model.transformer
+    embeddings = torch.randn(2, transformer.length, model.vqvae.codebook.dim)
+    logits = transformer(embeddings)
+    (grad,) = torch.autograd.grad(logits[:, 0].square().sum(), transformer.start)
+    assert grad.abs().max() > 0, "the start token must reach position 0"
+    assert transformer.start in set(model.parameters()) and transformer.start.requires_grad
+    with torch.no_grad():
+        cache = transformer.new_cache(2, embeddings)
+        first = transformer.step(torch.randn(2, 1, embeddings.shape[2]), cache)  # the given "previous" is ignored
+        torch.testing.assert_close(first, logits[:, 0], rtol=1e-5, atol=1e-5)
+        transformer.start.add_(1.0)
+        assert not torch.allclose(transformer(embeddings)[:, 0], logits[:, 0])
+        cache = transformer.new_cache(2, embeddings)
+        assert not torch.allclose(transformer.step(torch.zeros(2, 1, embeddings.shape[2]), cache), first)
+
+
+def test_unlabelled_clips_are_left_out_of_a_class_conditional_loss(vqvae_ckpt):
+    model = tiny_prior(vqvae_ckpt, class_conditional=True)
+    batch = shapes_batch(2)
+    labelled_only = model.nll({"video": batch["video"][1:], "label": batch["label"][1:]})
+    mixed = model.nll({"video": batch["video"], "label": torch.tensor([-1, int(batch["label"][1])])})
+    torch.testing.assert_close(mixed, labelled_only)
+    none = model.nll({"video": batch["video"], "label": torch.tensor([-1, -1])})
+    none.backward()  # no crash, and a zero loss that still back-propagates (DDP needs every rank's graph)
+    assert float(none.detach()) == 0.0
+
+
+def test_ucf101_config_has_the_papers_global_batch_and_no_attention_dropout():
+    """Paper Table 8: batch 32. The per-rank batch times the header command's --devices must give it."""
+    import re
+
+    import yaml
+
+    path = REPO / "experiments" / "videogpt" / "ucf101.yaml"
+    text = path.read_text()
+    devices = int(re.search(r"--devices (\d+)", text).group(1))
+    assert yaml.safe_load(text)["train"]["batch_size"] * devices == 32
+    config = resolve_config("videogpt", "ucf101", VideoGPTConfig, sets=["data.root=/nonexistent"]).model
+    assert (config.attn_dropout, config.dropout, config.layers, config.width) == (0.0, 0.2, 20, 1024)

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from einops import rearrange
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from zoo.config import DataConfig
 from zoo.datasets import build_dataset
@@ -21,6 +22,7 @@ from zoo.datasets.base import ItemKey, VideoDataset, to_video
 from zoo.datasets.cliplist import ClipList, ClipListDataset, make_clip_list
 from zoo.datasets.clips import read_failure_log
 from zoo.errors import ZooError
+from zoo.video_io import from_uint8
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +153,49 @@ def _remove_temporary_folders() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+class WithIndependentFrames(Dataset):
+    """Batches of another item dataset plus `count` single frames of independently drawn videos per batch
+    (MoCoGAN's image discriminator sees real frames of random videos, not of the batch's clips: the official
+    `ImageDataset`), uint8 `[count, H, W, C]` under `independent_pixels`.
+
+    The loader fetches a whole batch through `__getitems__`, which draws `count` (video, frame) pairs from a seed
+    derived from the batch's first key, so the frames depend only on the sampler's seed and position (exact resume,
+    distinct per rank); each frame is decoded alone from `frames`, a 1-frame view of the data. The frames are spread
+    over the batch's items and `collate` concatenates them.
+    """
+
+    def __init__(self, items: Dataset, frames: VideoDataset, count: int, seed: int):
+        self.items, self.frames, self.count, self.seed = items, frames, count, seed
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key: ItemKey) -> dict[str, torch.Tensor]:
+        return self.items[key]
+
+    def __getitems__(self, keys: list[ItemKey]) -> list[dict[str, torch.Tensor]]:
+        index, draw = VideoDataset.split_key(keys[0])
+        rng = np.random.default_rng([self.seed, 104723, index if draw is None else draw])
+        videos = rng.integers(len(self.frames), size=self.count)
+        draws = rng.integers(2**31, size=self.count)
+        frames = [self.frames.pixels((int(v), int(d)))[0] for v, d in zip(videos, draws)]  # (H, W, C) each
+        items = [self.items[key] for key in keys]
+        empty = torch.empty((0, *frames[0].shape), dtype=torch.uint8)
+        for i, item in enumerate(items):  # item i carries frames i, i + B, ...; `collate` puts them back in order
+            share = frames[i :: len(items)]
+            item["independent_pixels"] = torch.stack(share) if share else empty
+        return items
+
+    @staticmethod
+    def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        shares = [item.pop("independent_pixels") for item in items]
+        b = len(shares)
+        frames = torch.stack([shares[k % b][k // b] for k in range(sum(len(x) for x in shares))])  # (count, H, W, C)
+        batch = default_collate(items)
+        batch["independent_pixels"] = frames
+        return batch
+
+
 class VideoDataModule(pl.LightningDataModule):
     """Training (and evaluation) loaders for any registered dataset, DDP-aware and exactly resumable.
 
@@ -162,12 +207,16 @@ class VideoDataModule(pl.LightningDataModule):
         config: the data section of the experiment.
         batch_size: videos per rank per step.
         seed: data-order seed (the experiment seed).
+        independent_frames: real frames of independently drawn videos added to every training batch as
+            `independent_frames`, float `[N, C, H, W]`; None: as many as the model being fitted asks for through its
+            `independent_frames_per_batch` attribute (0 when it has none).
     """
 
     def __init__(self, config: DataConfig, batch_size: int, seed: int = 0, clip_list: ClipList | str | None = None,
-                 eval_clips: int = 2048):
+                 eval_clips: int = 2048, independent_frames: int | None = None):
         super().__init__()
         self.config, self.batch_size, self.seed = config, batch_size, seed
+        self.independent_frames = independent_frames
         self._clip_list = ClipList.load(clip_list) if isinstance(clip_list, (str, Path)) else clip_list
         self.eval_clips = eval_clips
         self._dataset: VideoDataset | None = None
@@ -226,17 +275,30 @@ class VideoDataModule(pl.LightningDataModule):
         sampler_batches = len(self.dataset) // (self.batch_size * trainer.world_size)
         return epoch, max(0, getattr(model, "iteration", 0) - epoch * sampler_batches)
 
+    def _independent_frames(self) -> int:
+        if self.independent_frames is not None:
+            return self.independent_frames
+        model = self.trainer.lightning_module if self.trainer else None
+        return int(getattr(model, "independent_frames_per_batch", 0))
+
+    def _one_frame_view(self) -> VideoDataset:
+        """The training data as 1-frame clips: any single frame of a video, decoded alone."""
+        one_frame = dataclasses.replace(self.config, frames=1, frame_stride=1, extra_frames=0)
+        return build_dataset(one_frame.name, one_frame)
+
     def train_dataloader(self) -> DataLoader:
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         dataset: Dataset = RawItems(self.dataset)
+        collate = None
         if self.config.extra_frames > 0:
-            one_frame = dataclasses.replace(self.config, frames=1, frame_stride=1, extra_frames=0)
-            dataset = WithImageFrames(self.dataset, build_dataset(one_frame.name, one_frame),
-                                      self.config.extra_frames, self.seed)
+            dataset = WithImageFrames(self.dataset, self._one_frame_view(), self.config.extra_frames, self.seed)
+        if self._independent_frames() > 0:
+            dataset = WithIndependentFrames(dataset, self._one_frame_view(), self._independent_frames(), self.seed)
+            collate = WithIndependentFrames.collate
         sampler = ResumableSampler(len(self.dataset), self.batch_size, self.seed, rank, world, self._progress)
         # persistent workers are safe: the sampler lives in the main process and re-reads progress each epoch
         return EpochReportingLoader(dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True,
-                                    on_epoch_end=self.report_failures, **self._loader_options())
+                                    collate_fn=collate, on_epoch_end=self.report_failures, **self._loader_options())
 
     def teardown(self, stage: str) -> None:
         if stage == "fit":
@@ -255,7 +317,12 @@ class VideoDataModule(pl.LightningDataModule):
                           **options)
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        return to_video(batch)
+        batch = dict(batch)
+        frames = batch.pop("independent_pixels", None)
+        batch = to_video(batch)
+        if frames is not None:  # (N, H, W, C) uint8 -> (N, C, H, W) float in [-1, 1]
+            batch["independent_frames"] = rearrange(from_uint8(frames[None])[0], "c n h w -> n c h w")
+        return batch
 
     def real_batch(self, n: int) -> dict[str, torch.Tensor]:
         """The first `n` evaluation clips, stacked (for sample grids)."""

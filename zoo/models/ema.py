@@ -29,8 +29,17 @@ class EMA(nn.Module):
         self.averaged.requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, network: nn.Module) -> None:
-        self.averaged.update_parameters(network)
+    def update(self, network: nn.Module, decay: float | None = None) -> None:
+        """Average `network` in; `decay` replaces the constructor's for this update (warm-up schedules)."""
+        if decay is None:
+            self.averaged.update_parameters(network)
+            return
+        default = self.averaged.multi_avg_fn
+        self.averaged.multi_avg_fn = get_ema_multi_avg_fn(decay)
+        try:
+            self.averaged.update_parameters(network)
+        finally:
+            self.averaged.multi_avg_fn = default
 
     @property
     def module(self) -> nn.Module:

@@ -13,7 +13,7 @@ instead splits a larger loaded batch into `n_dis` chunks; a model that wants tha
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -39,6 +39,7 @@ class GANModel(VideoGenerativeModel):
     """
 
     ddp_find_unused_parameters = True  # a D step never reaches G's parameters and vice versa
+    progress_bar_losses: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss")  # logged names shown on the progress bar
 
     def __init__(self, config: Any, spec: VideoSpec):
         super().__init__(config, spec)
@@ -87,7 +88,7 @@ class GANModel(VideoGenerativeModel):
             logs.update(self.discriminator_update(d_batch, d_optimizers, step))
         logs.update(self.optimize(g_optimizer, lambda: self.generator_loss(batch)))
         self.update_generator_ema()
-        self.log_losses(logs, prog_bar=tuple(k for k in logs if k in ("d_loss", "g_loss")))
+        self.log_losses(logs, prog_bar=self.progress_bar_losses)
 
     # -- generator EMA ------------------------------------------------------------------------------------------------
 

@@ -3,21 +3,34 @@
 Tulyakov, Liu, Yang, Kautz. CVPR 2018. https://arxiv.org/abs/1707.04993
 
 A video is a sequence of images from one image generator G_I; each frame's code is [z_C, z_A, z_M(t)]:
-content z_C ~ N(0, I_50) fixed for the whole video, an optional one-hot category z_A ("categorical dynamics"),
-and motion z_M(t) = h_t from a GRU cell driven by fresh N(0, I_10) noise each step (Sec. 3). An image
-discriminator D_I judges single frames, a spatio-temporal video discriminator D_V judges clips and, with categories,
-also classifies them (InfoGAN-style category loss, Sec. 3.2). Architectures follow the official code
-(`sergeytulyakov/mocogan`, `src/models.py`): DCGAN-style G_I, patch D_I, 3-D conv D_V with kernel 4 and stride
-(1, 2, 2); non-saturating BCE losses; Adam(2e-4, (0.5, 0.999), weight decay 1e-5) for every network.
+content z_C ~ N(0, I_50) fixed for the whole video, a one-hot category z_A ("categorical dynamics") and motion
+z_M(t) = h_t from a GRU cell driven by fresh N(0, I_10) noise each step (Sec. 3). An image discriminator D_I judges
+single frames, a spatio-temporal video discriminator D_V judges clips and, with categories, also classifies them
+(InfoGAN-style category loss, Sec. 3.2). Architectures and training follow the official code
+(`sergeytulyakov/mocogan`, `src/models.py`, `src/trainers.py`, `src/train.py`, checked): DCGAN-style G_I, patch D_I,
+3-D conv D_V with kernel 4 and stride (1, 2, 2) whose last convolution has no bias; non-saturating BCE losses;
+Adam(2e-4, (0.5, 0.999), weight decay 1e-5) for every network. Per step, as the official trainer: a D_I update on
+`image_batch_size` real frames of independently drawn videos (the official `ImageDataset`; the data layer serves
+them as `batch["independent_frames"]`) against fresh fake frames, a D_V update on the video batch against fresh fake
+videos, then a G update on fresh fake frames and fresh fake videos. A fake frame is one random frame of its own
+generated video (official `sample_images`). The official generator always appends a random one-hot category code of
+`dim_z_category` = 6 dimensions, even when training unconditionally, and D_V always has 6 category outputs; so
+does this one (`model.dim_z_category`, 0 removes it).
 
-Deviations from the official code, all to honour the zoo's data config:
-* The official data loader hard-codes 16 frames and every-2nd-frame sampling; here clip length and stride come
-  from the data config like every model in the zoo.
+Deviations from the official code:
+* Clip length and stride come from the data config like every model of the zoo (the official loader hard-codes 16
+  frames, every 2nd frame; `experiments/mocogan/ucf101.yaml` sets exactly that).
 * Any power-of-two resolution >= 16 works: G_I adds or removes up-sampling stages (the paper's 64x64 uses exactly
   the official layers), and D_V's last convolution covers whatever spatial and temporal extent is left (for 16
   frames at 64x64 this is the official 4x4x4 kernel). For clips shorter than 13 frames D_V pads in time.
-* The category head is trained with cross-entropy on real labels when the dataset is labelled (official code) and
-  the generator with cross-entropy on its sampled categories (lambda = 1, the `--use_infogan` option).
+* `model.categorical` uses the dataset's labels as the category (size = number of classes): D_V's category head is
+  trained with cross-entropy on real labels (official `--use_categories`; clips labelled -1 are left out) and the
+  generator with cross-entropy on its sampled categories (lambda = 1, official `--use_infogan`). Unconditional runs
+  train no category loss (the official defaults), so the random 6-d code is extra noise there.
+* Real frames for D_I are drawn as a uniform video then a uniform frame of it; the official `ImageDataset` draws
+  uniformly over all frames of the dataset, so long videos weigh more there.
+* Instance noise (`use_noise`) is added in training mode only (the official layer also adds it in eval mode, where
+  the discriminators are never used).
 """
 
 from __future__ import annotations
@@ -31,31 +44,33 @@ from einops import rearrange, repeat
 from torch import nn
 
 from zoo.config import valid_ranges
-from zoo.models.base import VideoGenerativeModel, VideoSpec
+from zoo.models.base import VideoSpec
+from zoo.models.gan import GANModel, Losses
 from zoo.models.losses import nonsaturating_d_loss, nonsaturating_g_loss
 from zoo.registry import register_model
 
 
 @valid_ranges(
     dim_z_content="[1, 4096]", dim_z_motion="[1, 4096]", category_weight="[0, inf)", ngf="[1, 4096]", ndf="[1, 4096]",
-    image_batch_size="[1, 65536]", noise_sigma="[0, inf)",
+    image_batch_size="[1, 65536]", noise_sigma="[0, inf)", dim_z_category="[0, 4096]",
     lr="(0, 1]", beta1="[0, 1)", beta2="[0, 1)", weight_decay="[0, 1]",
 )
 @dataclass
 class MoCoGANConfig:
     dim_z_content: int = 50  # z_C, sampled once per video
     dim_z_motion: int = 10  # z_M(t): GRU cell state and noise size
-    categorical: bool = False  # use a one-hot category z_A and D_V's category head (needs a labelled dataset)
+    dim_z_category: int = 6  # size of the random one-hot code z_A when not `categorical` (official default; 0 = none)
+    categorical: bool = False  # z_A = the dataset's class, D_V learns real labels, G the InfoGAN loss (needs labels)
     category_weight: float = 1.0  # lambda of the InfoGAN-style category loss
     ngf: int = 64  # G_I base width
     ndf: int = 64  # D_I and D_V base width
-    image_batch_size: int = 10  # frames per step for D_I (official default 10; video batch = train.batch_size)
+    image_batch_size: int = 10  # frames per D_I / G update (official default 10; video batch = train.batch_size)
     use_noise: bool = False  # instance noise in front of every discriminator layer
     noise_sigma: float = 0.1  # its standard deviation
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    weight_decay: float = 1e-5
+    lr: float = 2e-4  # Adam learning rate of G, D_I and D_V
+    beta1: float = 0.5  # Adam beta1
+    beta2: float = 0.999  # Adam beta2
+    weight_decay: float = 1e-5  # Adam L2 weight decay (official)
 
 
 class InstanceNoise(nn.Module):
@@ -113,8 +128,8 @@ class PatchImageDiscriminator(nn.Module):
 
 
 class VideoDiscriminator(nn.Module):
-    """D_V: four 3-D convolutions, kernel 4, stride (1, 2, 2), then one covering the rest; logits for real/fake
-    plus, with categories, one per class."""
+    """D_V: four 3-D convolutions, kernel 4, stride (1, 2, 2), then one without bias covering the rest; logits for
+    real/fake plus one per category (the official `CategoricalVideoDiscriminator`)."""
 
     def __init__(self, channels: int, frames: int, resolution: int, ndf: int, num_categories: int, noise):
         super().__init__()
@@ -130,7 +145,7 @@ class VideoDiscriminator(nn.Module):
             if i > 0:
                 layers.append(nn.BatchNorm3d(w_out))
             layers.append(nn.LeakyReLU(0.2, True))
-        layers.append(nn.Conv3d(widths[-1], 1 + num_categories, (t, resolution // 16, resolution // 16)))
+        layers.append(nn.Conv3d(widths[-1], 1 + num_categories, (t, resolution // 16, resolution // 16), bias=False))
         # channels-last 3-D convolutions run about twice as fast on CPU (benchmarks/models_mocogan.py)
         self.net = nn.Sequential(*layers).to(memory_format=torch.channels_last_3d)
 
@@ -141,7 +156,7 @@ class VideoDiscriminator(nn.Module):
 
 
 class MotionContentGenerator(nn.Module):
-    """Draws [z_C, z_A, z_M(t)] codes and renders every frame with G_I."""
+    """Draws [z_C, z_A, z_M(t)] codes and renders every frame with G_I (`num_categories` = size of z_A)."""
 
     def __init__(self, config: MoCoGANConfig, spec: VideoSpec, num_categories: int):
         super().__init__()
@@ -175,20 +190,19 @@ class MotionContentGenerator(nn.Module):
     description="motion/content decomposed GAN: GRU motion codes, shared image generator, image + video critics",
     paper="Tulyakov et al., MoCoGAN, CVPR 2018, https://arxiv.org/abs/1707.04993",
 )
-class MoCoGAN(VideoGenerativeModel):
-    """MoCoGAN (Tulyakov et al. 2018); see the module docstring for the architecture and deviations."""
+class MoCoGAN(GANModel):
+    """MoCoGAN (Tulyakov et al. 2018); see the module docstring for the architecture, training and deviations."""
 
     config_class = MoCoGANConfig
-    ddp_find_unused_parameters = True  # D steps never reach G's parameters and vice versa
+    progress_bar_losses = ("d_video", "g_video")
 
     def __init__(self, config: MoCoGANConfig, spec: VideoSpec):
         super().__init__(config, spec)
         if spec.resolution < 16 or spec.resolution & (spec.resolution - 1):
             raise ValueError(f"MoCoGAN needs a power-of-two resolution >= 16, got {spec.resolution}")
-        self.automatic_optimization = False
-        self.num_categories = spec.num_classes if config.categorical else 0
-        if config.categorical and self.num_categories == 0:
+        if config.categorical and spec.num_classes == 0:
             raise ValueError("model.categorical needs a labelled dataset (num_classes > 0)")
+        self.num_categories = spec.num_classes if config.categorical else config.dim_z_category
 
         def noise():
             return InstanceNoise(config.use_noise, config.noise_sigma)
@@ -200,82 +214,101 @@ class MoCoGAN(VideoGenerativeModel):
             spec.channels, spec.frames, spec.resolution, config.ndf, self.num_categories, noise
         )
 
+    @property
+    def independent_frames_per_batch(self) -> int:
+        """Real frames of independently drawn videos D_I needs per step: the data layer adds them to each training
+        batch as `independent_frames`, float `[N, C, H, W]` (models never import datasets; the DataModule asks)."""
+        return self.config.image_batch_size
+
     def configure_optimizers(self):
         c = self.config
 
         def adam(module: nn.Module) -> torch.optim.Adam:
-            return torch.optim.Adam(module.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), weight_decay=c.weight_decay)
+            # fused: one kernel per step instead of a loop over tensors; the same update up to rounding
+            return torch.optim.Adam(module.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), weight_decay=c.weight_decay,
+                                    fused=True)
 
         return adam(self.generator), adam(self.image_discriminator), adam(self.video_discriminator)
 
-    def _categories(self, n: int, labels: torch.Tensor | None, generator=None) -> torch.Tensor | None:
+    # -- sampling ---------------------------------------------------------------------------------------------------
+
+    def _categories(self, n: int, labels: torch.Tensor | None = None, generator=None) -> torch.Tensor | None:
+        """z_A's class per video `[n]`: the given labels when categorical (else drawn uniformly), random otherwise
+        (an unconditional model ignores the labels of a labelled dataset)."""
+        if self.config.categorical:
+            return self.check_labels(n, labels, generator)
         if not self.num_categories:
             return None
-        return self.check_labels(n, labels, generator)
+        return self.randint(self.num_categories, n, generator=generator)
+
+    def _codes(self, n: int, frames: int, categories: torch.Tensor | None, generator=None) -> torch.Tensor:
+        return self.generator.codes(lambda *s: self.randn(*s, generator=generator), n, frames, categories)
 
     def generate(self, n: int, frames: int, categories: torch.Tensor | None, generator=None) -> torch.Tensor:
         """Videos `(n, C, frames, H, W)` in [-1, 1], differentiable w.r.t. the generator's weights."""
-        codes = self.generator.codes(lambda *s: self.randn(*s, generator=generator), n, frames, categories)
-        return self.generator.render(codes)
+        return self.generator.render(self._codes(n, frames, categories, generator))
+
+    def generate_images(self, n: int) -> torch.Tensor:
+        """`n` fake frames `(n, C, H, W)`, each one random frame of its own generated video (official
+        `sample_images`: only the chosen frames are rendered)."""
+        codes = self._codes(n, self.spec.frames, self._categories(n))  # (n, T, dim_z)
+        time = self.randint(self.spec.frames, n)
+        return self.generator.image_generator(codes[torch.arange(n, device=self.device), time])
 
     def sample(self, n, labels=None, generator=None, frames=None):
         with self.evaluating():
             categories = self._categories(n, labels, generator)
             return self.generate(n, frames or self.spec.frames, categories, generator)
 
-    # -- training -------------------------------------------------------------------------------------------------
+    # -- training: D_I, D_V, then G, each on fresh fakes and inside its optimizer's toggle (GANModel.optimize) ----
 
-    def _random_frames(self, videos: torch.Tensor, count: int) -> torch.Tensor:
-        """`count` single frames `(count, C, H, W)` drawn from random clips and times of `videos`."""
-        b, _, t = videos.shape[:3]
-        clip = torch.randint(b, (count,), device=videos.device)
-        time = torch.randint(t, (count,), device=videos.device)
-        return videos[clip, :, time]
+    def discriminator_update(self, batch: dict[str, torch.Tensor], optimizers: list, step: int) -> Losses:
+        image_optimizer, video_optimizer = optimizers
+        logs = self.optimize(image_optimizer, lambda: self.image_discriminator_loss(batch))
+        logs.update(self.optimize(video_optimizer, lambda: self.video_discriminator_loss(batch)))
+        return logs
 
-    def _step(self, optimizer, loss: torch.Tensor) -> None:
-        self.toggle_optimizer(optimizer)
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        optimizer.step()
-        self.untoggle_optimizer(optimizer)
+    def real_images(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        images = batch.get("independent_frames")
+        if images is None:
+            raise ValueError("MoCoGAN's D_I needs batch['independent_frames'] (float [N, C, H, W]); VideoDataModule "
+                             "adds them when training through `zoo fit`")
+        return images
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        opt_g, opt_di, opt_dv = self.optimizers()
+    def image_discriminator_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Losses]:
+        real = self.real_images(batch)
+        with torch.no_grad():
+            fake = self.generate_images(real.shape[0])
+        loss = nonsaturating_d_loss(self.image_discriminator(real), self.image_discriminator(fake))
+        return loss, {"d_image": loss}
+
+    def video_discriminator_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Losses]:
         real = batch["video"]
         b, t = real.shape[0], real.shape[2]
-        labels = batch["label"] if self.num_categories else None
-        categories = self._categories(b, None) if self.num_categories else None
-        fake = self.generate(b, t, categories)
-        real_images = self._random_frames(real, self.config.image_batch_size)
-        fake_images = self._random_frames(fake, self.config.image_batch_size)
-
-        d_image = self.image_discriminator_loss(real_images, fake_images.detach())
-        self._step(opt_di, d_image)
-        d_video, d_category = self.video_discriminator_loss(real, fake.detach(), labels)
-        self._step(opt_dv, d_video + self.config.category_weight * d_category)
-        g_image, g_video, g_category = self.generator_loss(fake_images, fake, categories)
-        self._step(opt_g, g_image + g_video + self.config.category_weight * g_category)
-
-        losses = {"d_image": d_image, "d_video": d_video, "g_image": g_image, "g_video": g_video}
-        if self.num_categories:
-            losses.update(d_category=d_category, g_category=g_category)
-        self.log_losses(losses, prog_bar=("d_video", "g_video"))
-
-    def image_discriminator_loss(self, real_images, fake_images) -> torch.Tensor:
-        return nonsaturating_d_loss(self.image_discriminator(real_images), self.image_discriminator(fake_images))
-
-    def video_discriminator_loss(self, real, fake, labels) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            fake = self.generate(b, t, self._categories(b))
         real_logit, real_classes = self.video_discriminator(real)
         fake_logit, _ = self.video_discriminator(fake)
-        category = real.new_zeros(())
-        if self.num_categories and labels is not None and (labels >= 0).all():
-            category = F.cross_entropy(real_classes, labels)
-        return nonsaturating_d_loss(real_logit, fake_logit), category
+        loss = nonsaturating_d_loss(real_logit, fake_logit)
+        logs = {"d_video": loss}
+        if self.config.categorical:
+            labels = batch["label"]
+            labelled = labels >= 0  # unlabelled clips (-1) train no category
+            category = F.cross_entropy(real_classes[labelled], labels[labelled]) if labelled.any() else loss * 0
+            logs["d_category"] = category
+            loss = loss + self.config.category_weight * category
+        return loss, logs
 
-    def generator_loss(self, fake_images, fake, categories) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        image = nonsaturating_g_loss(self.image_discriminator(fake_images))
-        fake_logit, fake_classes = self.video_discriminator(fake)
-        category = fake.new_zeros(())
-        if self.num_categories:
+    def generator_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Losses]:
+        b, t = batch["video"].shape[0], batch["video"].shape[2]
+        image = nonsaturating_g_loss(self.image_discriminator(self.generate_images(self.config.image_batch_size)))
+        categories = self._categories(b)
+        fake_logit, fake_classes = self.video_discriminator(self.generate(b, t, categories))
+        video = nonsaturating_g_loss(fake_logit)
+        logs = {"g_image": image, "g_video": video}
+        loss = image + video
+        if self.config.categorical:
             category = F.cross_entropy(fake_classes, categories)
-        return image, nonsaturating_g_loss(fake_logit), category
+            logs["g_category"] = category
+            loss = loss + self.config.category_weight * category
+        return loss, logs

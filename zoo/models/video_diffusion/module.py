@@ -8,7 +8,14 @@ U-Net (Sec. 3; `unet3d.py`). This module is the LightningModule: training loss, 
 beyond the training length and predicts future frames. Paper UCF-101 settings are the config defaults: base
 channels 256, multipliers (1, 2, 4, 8), 2 blocks per level, attention at 8, 16, 32, head dim 64, dropout 0.1,
 conditioning MLP 1024 x 4 layers, Adam(0.9, 0.99) lr 3e-4, EMA 0.9999 (sampling uses the EMA weights), ancestral
-sampler with 256 steps and gamma = 0.1. bf16 autocast on GPU.
+sampler with 256 steps and gamma = 0.1. bf16 autocast on GPU. The U-Net's residual blocks are the DDPM ones of the
+Google diffusion code (GroupNorm-SiLU-conv, GroupNorm scaled and shifted by the noise-level / class embedding,
+SiLU-dropout-conv starting at zero, 1x1 skip where widths differ; 1x3x3 convolutions); down- and up-sampling are
+separate layers between blocks (a stride-2 convolution; nearest up-sampling then a convolution), not BigGAN-style
+residual blocks that resample inside.
+
+The EMA is updated after each optimizer update that happened: under 16-bit mixed precision a gradient scaler skips
+the update of a step whose gradients overflowed (its scale then drops), and the EMA skips it too.
 
 Deviations from the paper (which released no code), and choices it leaves open:
 * v-prediction is the default, as issue 5 asks; the paper's UCF-101 model used epsilon-prediction, so
@@ -25,6 +32,11 @@ Deviations from the paper (which released no code), and choices it leaves open:
   say. Reconstruction guidance is applied together with the replacement method (z^a drawn from q(z_t | x^a));
   predictions are clipped to [-1, 1] after guidance. The squared error is summed (the paper's ||.||^2).
 * No learning-rate warm-up or gradient clipping (the paper lists none).
+* EMA warm-up (`ema_warmup`, on by default; the paper states none): the decay after n updates is
+  min(ema_decay, (1 + n) / (10 + n)) (TensorFlow's `ExponentialMovingAverage` with `num_updates`), so sample grids of
+  the first thousands of steps show trained weights, not the initial ones (0.9999 alone keeps 37% of the first
+  weights after 10k steps). It reaches 0.9999 only at n = 90k, so over the paper's 60k steps the average is slightly
+  shorter (decay 0.99985 at the end); `ema_warmup: false` gives the plain EMA.
 """
 
 from __future__ import annotations
@@ -91,7 +103,8 @@ class VideoDiffusionConfig:
     beta1: float = 0.9  # Adam beta1
     beta2: float = 0.99  # Adam beta2
     weight_decay: float = 0.0  # Adam weight decay
-    ema_decay: float = 0.9999  # EMA of the U-Net weights, per step
+    ema_decay: float = 0.9999  # EMA of the U-Net weights, per optimizer update
+    ema_warmup: bool = True  # decay min(ema_decay, (1 + n) / (10 + n)) after n updates (TF num_updates warm-up)
     sample_with_ema: bool = True  # sample (and so evaluate) with the EMA weights
     bf16: bool = True  # bf16 autocast for the U-Net on GPU (ignored on CPU)
 
@@ -143,8 +156,21 @@ class VideoDiffusion(VideoGenerativeModel):
         return torch.optim.Adam(self.unet.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), weight_decay=c.weight_decay)
 
     def optimizer_step(self, *args, **kwargs) -> None:
+        scaler = getattr(self.trainer.strategy.precision_plugin, "scaler", None)  # 16-mixed only
+        scale = scaler.get_scale() if scaler is not None else None
         super().optimizer_step(*args, **kwargs)
-        self.ema.update(self.unet)  # here, not in on_train_batch_end: checkpoints written by callbacks include it
+        if scaler is not None and scaler.get_scale() < scale:
+            return  # the scaler found inf/NaN gradients and skipped the update (its scale only drops then)
+        self.update_ema()  # here, not in on_train_batch_end: checkpoints written by callbacks include it
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Average the U-Net's weights into the EMA, with the warm-up decay when `ema_warmup`."""
+        decay = self.config.ema_decay
+        if self.config.ema_warmup:
+            n = int(self.ema.averaged.n_averaged)  # updates so far (saved in checkpoints: exact resume)
+            decay = min(decay, (1 + n) / (10 + n))
+        self.ema.update(self.unet, decay)
 
     # -- the network ------------------------------------------------------------------------------------------------
 

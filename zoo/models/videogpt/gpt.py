@@ -5,12 +5,15 @@ https://arxiv.org/abs/2104.10157
 
 Sec. 3.2: the T' x H' x W' codes of a clip are flattened in raster order (time, then rows, then columns) and
 modelled autoregressively by a decoder-only transformer (Image-GPT style, pre-norm blocks). As in the official code
-(`wilson1yan/VideoGPT`, `videogpt/gpt.py`) the input of position i is the codebook embedding of code i - 1 (a zero
-vector at i = 0) through a linear layer; spatio-temporal position embeddings are broadcast from one table per axis;
-dropout follows attention and the MLP (residual dropout) and is applied to attention probabilities; the output layer
-starts at zero. Class conditioning goes through conditional LayerNorm (gain and bias chosen by the label, Sec. 3.2);
-frame conditioning through cross-attention on features of the first frames. The UCF-101 setting (Table 8): 20 layers,
-8 heads, width 1024, MLP 4096, dropout 0.2, Adam(3e-4, (0.9, 0.999)) with cosine annealing. Sampling runs the
+(`wilson1yan/VideoGPT`, `videogpt/gpt.py` and `videogpt/attention.py`, checked) the input of position i is the
+codebook embedding of code i - 1 through a linear layer, and position 0 gets a learned start token (`RightShift.sos`:
+a width-sized vector, N(0, 0.02^2) at initialisation, inserted after that linear layer); spatio-temporal position
+embeddings are broadcast from one table per axis; dropout follows attention and the MLP (residual dropout); the
+output layer starts at zero. Class conditioning goes through conditional LayerNorm (gain and bias chosen by the label,
+Sec. 3.2); frame conditioning through cross-attention on features of the first frames. The UCF-101 setting (Table 8):
+20 layers, 8 heads, width 1024, MLP 4096, dropout 0.2, batch 32, Adam(3e-4, (0.9, 0.999)) with cosine annealing; no
+dropout on attention probabilities, because the reported (released) UCF-101 prior uses the official sparse attention,
+which ignores `attn_dropout` (the official dense attention's default is 0.3). Sampling runs the
 transformer one position at a time with a key/value cache, so each new code costs O(length) instead of O(length^2).
 
 Deviations:
@@ -18,6 +21,7 @@ Deviations:
   channels each (the official concatenation needs width % 3 == 0, which the paper's 1024 is not).
 * Dense causal attention through `F.scaled_dot_product_attention`; the paper trains UCF-101 with DeepSpeed's
   strided sparse attention, which needs a special build. No gradient checkpointing (memory only, same maths).
+* Class-conditional priors leave clips labelled -1 (unlabelled) out of the loss; the official code has no such case.
 * Frame conditioning encodes the first `cond_frames` frames with a small strided 3-D conv stack (spatial / 4,
   `cond_width` channels) instead of the official ResNet-34. `sample()` then needs `context=` real clips.
 * Standard LayerNorm (eps inside the square root); the official LayerNorm adds eps to 1/sigma.
@@ -56,7 +60,7 @@ class VideoGPTConfig:
     width: int = 1024  # residual stream width
     mlp_width: int = 4096  # hidden width of each block's MLP
     dropout: float = 0.2  # dropout after attention and after the MLP
-    attn_dropout: float = 0.3  # dropout on attention probabilities (official code)
+    attn_dropout: float = 0.0  # dropout on attention probabilities (the reported model's sparse attention has none)
     class_conditional: bool = False  # conditional LayerNorm on the class label (needs labelled data)
     cond_frames: int = 0  # condition on the first k real frames through cross-attention (0 = off)
     cond_width: int = 240  # channels of the conditioning-frame features (official ResNet width)
@@ -206,6 +210,7 @@ class Transformer(nn.Module):
         self.config, self.length = c, math.prod(latent_shape)
         self.embed = nn.Linear(code_dim, c.width, bias=False)
         nn.init.normal_(self.embed.weight, std=0.02)
+        self.start = nn.Parameter(torch.randn(c.width) * 0.02)  # learned input of position 0 (official `sos`)
         self.position = BroadcastPositionEmbedding(latent_shape, c.width)
         self.blocks = nn.ModuleList(Block(c, num_classes) for _ in range(c.layers))
         self.norm = ConditionalLayerNorm(c.width, num_classes)
@@ -214,8 +219,9 @@ class Transformer(nn.Module):
 
     def forward(self, embeddings, labels=None, context=None) -> torch.Tensor:
         """Teacher-forced logits. `embeddings` `(B, L <= length, D)`: codebook vectors of codes 0..L-1."""
-        shifted = F.pad(embeddings[:, :-1], (0, 0, 1, 0))  # (B, L, D): position i gets code i - 1, zeros at 0
-        x = self.embed(shifted) + self.position()[: embeddings.shape[1]]
+        x = self.embed(embeddings[:, :-1])  # (B, L - 1, width): position i gets code i - 1 ...
+        start = self.start.to(x.dtype).expand(x.shape[0], 1, -1)  # ... and position 0 the start token
+        x = torch.cat([start, x], dim=1) + self.position()[: embeddings.shape[1]]  # (B, L, width)
         for block in self.blocks:
             x = block(x, labels, context, None, 0)
         return self.head(self.norm(x, labels))
@@ -226,9 +232,10 @@ class Transformer(nn.Module):
 
     def step(self, previous, cache: KVCache, labels=None, context=None) -> torch.Tensor:
         """Logits `(B, K)` for position `cache.length`, given the embedding `(B, 1, D)` of the code before it
-        (zeros at position 0); appends this position's keys and values to `cache`."""
+        (ignored at position 0, which gets the start token); appends this position's keys and values to `cache`."""
         i = cache.length
-        x = self.embed(previous) + self.position()[i : i + 1]
+        x = self.embed(previous) if i else self.start.to(previous.dtype).expand(previous.shape[0], 1, -1)
+        x = x + self.position()[i : i + 1]
         for layer, block in enumerate(self.blocks):
             x = block(x, labels, context, cache, layer)
         cache.length += 1
@@ -264,7 +271,7 @@ def decode_codes(transformer: Transformer, table: torch.Tensor, uniform: torch.T
     cache = transformer.new_cache(n, table) if use_cache else None
     for i in range(length):
         if cache is not None:
-            previous = F.embedding(codes[:, i - 1 : i], table) if i else table.new_zeros(n, 1, table.shape[1])
+            previous = F.embedding(codes[:, i - 1 : i], table) if i else table.new_zeros(n, 1, table.shape[1])  # unused
             logits = transformer.step(previous, cache, labels, context)  # (n, K)
         else:
             logits = transformer(F.embedding(codes[:, : i + 1], table), labels, context)[:, i]  # code i is unused
@@ -345,12 +352,19 @@ class VideoGPT(VideoGenerativeModel):
         return self.transformer(self.embed(codes), labels, context)
 
     def nll(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Mean negative log-likelihood per code (nats) of the batch's clips under the prior."""
+        """Mean negative log-likelihood per code (nats) of the batch's clips under the prior; a class-conditional
+        prior leaves clips labelled -1 (unlabelled) out (0 with the graph intact when none is labelled)."""
         video = batch["video"]
         codes = rearrange(self.vqvae.encode(video), "b t h w -> b (t h w)")
-        labels = batch["label"] if self.num_classes else None
+        labels, keep = None, None
+        if self.num_classes:
+            keep = batch["label"] >= 0  # (B,)
+            labels = batch["label"].clamp(min=0)  # any valid class for the left-out clips' forward pass
         logits = self.logits(codes, labels, self._context(video.shape[0], video))
-        return F.cross_entropy(rearrange(logits, "b l k -> (b l) k"), codes.flatten())
+        nll = F.cross_entropy(rearrange(logits, "b l k -> b k l"), codes, reduction="none")  # (B, L)
+        if keep is None:
+            return nll.mean()
+        return (nll.mean(1) * keep).sum() / keep.sum().clamp(min=1)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.nll(batch)
@@ -359,11 +373,31 @@ class VideoGPT(VideoGenerativeModel):
 
     def configure_optimizers(self):
         c = self.config
-        steps = c.cosine_steps or int(self.experiment.get("train", {}).get("max_steps", 200_000))
+        # this run's max_steps: on resume `on_load_checkpoint` (before this) replaces `experiment` by the checkpoint's
+        experiment = getattr(self, "_run_experiment", None) or self.experiment
+        steps = max(1, c.cosine_steps or int(experiment.get("train", {}).get("max_steps", 200_000)))
         params = [p for p in self.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2))
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
+
+        def cosine(step: int) -> float:  # CosineAnnealingLR(T_max=steps, eta_min=0) in closed form
+            return 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / steps))
+
+        # a function is not saved with the scheduler's state: a run resumed with a larger max_steps decays over the
+        # new length (CosineAnnealingLR would restore the old T_max and drop to zero at the old end)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._run_experiment = self.experiment  # the resuming run's config, for the LR schedule
+        super().on_load_checkpoint(checkpoint)
+
+    def on_train_start(self) -> None:
+        """After a resume, put the learning rate on this run's schedule (the restored optimizer holds the one the
+        interrupted run computed for its own max_steps); a no-op when nothing changed."""
+        for config in self.trainer.lr_scheduler_configs:
+            s = config.scheduler
+            for group, base, factor in zip(s.optimizer.param_groups, s.base_lrs, s.lr_lambdas):
+                group["lr"] = base * factor(s.last_epoch)
 
     def grid_videos(self, real, generator):
         """A frame-conditioned prior's sample grid continues the real clips' first frames."""
