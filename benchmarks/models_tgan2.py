@@ -57,16 +57,17 @@ def train_step(model: TGANv2, optimizers, batch, saved: SavedBytes | None) -> fl
     """One D and one G update; returns the saved-activation MiB (max of the two updates) when `saved` is given."""
     g_opt, d_opt = optimizers
     peak = 0.0
-    for net, other, opt, loss_fn in ((model.discriminator, model.generator, d_opt, model.discriminator_loss),
-                                     (model.generator, model.discriminator, g_opt, model.generator_loss)):
+    updates = ((model.discriminator, model.generator, d_opt, lambda: model.discriminator_loss(batch, 0)[0]),
+               (model.generator, model.discriminator, g_opt, lambda: model.generator_loss(batch)[0]))
+    for net, other, opt, loss_fn in updates:
         net.requires_grad_(True)
         other.requires_grad_(False)
         if saved is not None:
             with saved:
-                loss = loss_fn(batch, 0)[0] if loss_fn is model.discriminator_loss else loss_fn(batch)[0]
+                loss = loss_fn()
             peak = max(peak, saved.mib)
         else:
-            loss = loss_fn(batch, 0)[0] if loss_fn is model.discriminator_loss else loss_fn(batch)[0]
+            loss = loss_fn()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
