@@ -9,7 +9,8 @@ the losses the model trains with. Three settings of one network, interleaved ste
 
 Memory: on CUDA the peak allocated during the step; on CPU (where a process's peak RSS cannot be reset between
 settings) the bytes of the tensors autograd saves for backward in the G and D updates (the activation memory the
-paper's claim is about; parameters and optimizer state are equal in all settings). Time: median over steps.
+paper's claim is about; parameters and optimizer state are equal in all settings). Time: median over steps of
+wall time on CUDA, of this process's CPU time on CPU (run with 1 thread: robust to other load on a shared machine).
 
     python benchmarks/models_tgan2.py [--steps 3]
 """
@@ -81,6 +82,7 @@ def rows(steps: int = 3) -> list[tuple]:
     else:  # all 4 levels and the official block layout, narrowed to run on a CPU in seconds
         spec, batch_size, base = VideoSpec(3, 16, 64, 0), 8, dict(clstm_channels=64, ch=8, dis_channels=8)
     config_name = f"tgan2 b{batch_size} {spec.frames}x{spec.resolution}^2 {'paper widths' if not base else 'ch 8'} "
+    clock = time.perf_counter if device == "cuda" else time.process_time
     models, optimizers = {}, {}
     for name, (frames, batch) in SETTINGS.items():
         torch.manual_seed(0)
@@ -96,7 +98,7 @@ def rows(steps: int = 3) -> list[tuple]:
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
                 before = torch.cuda.memory_allocated()
-            start = time.perf_counter()
+            start = clock()
             saved = SavedBytes() if device == "cpu" and step == 0 else None
             mib = train_step(models[name], optimizers[name], batch, saved)
             if device == "cuda":
@@ -105,17 +107,19 @@ def rows(steps: int = 3) -> list[tuple]:
             if step == 0:
                 memory[name] = mib
             else:
-                times[name].append(1000 * (time.perf_counter() - start))
+                times[name].append(1000 * (clock() - start))
     what = "peak step memory above the weights" if device == "cuda" else "activations saved for backward"
     out = []
     for name in SETTINGS:
         out.append((f"tgan2 {what} (subsampling {name})", config_name + device, round(memory[name], 1), "MiB"))
-        out.append((f"tgan2 train step (subsampling {name})", config_name + device,
+        out.append((f"tgan2 train step{' (CPU time)' if device == 'cpu' else ''} (subsampling {name})",
+                    config_name + device,
                     round(statistics.median(times[name]), 1), "ms"))
     return out
 
 
 if __name__ == "__main__":
+    torch.set_num_threads(1)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3, help="timed steps per setting (after one warm-up)")
     args = parser.parse_args()
