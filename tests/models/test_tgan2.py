@@ -411,3 +411,22 @@ def test_tgan2_learns_shapes(tmp_path):
     d_initial = video_distance(real, initial.sample(128, generator=torch.Generator().manual_seed(0)))
     d_trained = video_distance(real, trained.sample(128, generator=torch.Generator().manual_seed(0)))
     assert d_trained < 0.5 * d_initial, (d_initial, d_trained)
+
+
+def test_residual_blocks_take_a_spectrally_normalized_convolution():
+    from torch import nn
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    from zoo.models.layers.resblocks import DisBlock3d, UpResBlock2d
+
+    def sn(cls):
+        return lambda *args, **kwargs: spectral_norm(cls(*args, **kwargs))
+
+    torch.manual_seed(0)
+    up = UpResBlock2d(4, 3, conv=sn(nn.Conv2d))
+    assert up(torch.randn(2, 4, 5, 5)).shape == (2, 3, 10, 10)
+    down = DisBlock3d(3, 5, conv=sn(nn.Conv3d)).train()
+    for _ in range(20):  # power iterations converge during training-mode forwards
+        down(torch.randn(2, 3, 4, 6, 6))
+    sigma = float(torch.linalg.matrix_norm(down.c2.weight.detach().flatten(1), ord=2))
+    assert sigma == pytest.approx(1.0, abs=0.05)
