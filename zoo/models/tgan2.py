@@ -307,17 +307,7 @@ class TGANv2(GANModel):
 
         return [adam(self.generator), adam(self.discriminator)]
 
-    # -- shapes of the levels -----------------------------------------------------------------------------------
-
-    def level_shapes(self, batch: int) -> list[tuple[int, int, int]]:
-        """(videos, frames, resolution) that level l's discriminator sees in training for a batch of `batch`."""
-        c, out = self.config, []
-        for level in range(c.levels):
-            stride = 1 << level
-            videos = -(-batch // stride) if c.subsample_batch else batch
-            frames = self.spec.frames // stride if c.subsample_frame else self.spec.frames
-            out.append((videos, frames, self.spec.resolution >> (c.levels - 1 - level)))
-        return out
+    # -- real clips per level ----------------------------------------------------------------------------------
 
     def real_levels(self, video: torch.Tensor, labels: torch.Tensor | None):
         """Real clips `(B, C, T, H, W)` as each level sees them (official `MultiLevelDataset` + updater): frames
