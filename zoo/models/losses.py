@@ -34,3 +34,26 @@ def r1_penalty(real_logits: torch.Tensor, real_inputs: torch.Tensor) -> torch.Te
     """R1 = E ||grad_x D(x)||^2 on real data (Mescheder et al. 2018); `real_inputs` must require grad."""
     (grad,) = torch.autograd.grad(real_logits.sum(), real_inputs, create_graph=True)
     return grad.square().flatten(1).sum(1).mean()
+
+
+def zero_centred_gradient_penalty_sum(
+    logits: torch.Tensor | list[torch.Tensor], inputs: torch.Tensor | list[torch.Tensor]
+) -> torch.Tensor:
+    """sum_inputs sum_samples ||grad_x sum(logits)||^2: a zero-centred penalty *summed* over the batch.
+
+    TGANv2's `DiracUpdater` (reg_type 'real') penalizes the gradient of all its discriminators' outputs with respect
+    to every level's real input this way: `F.sum(F.square(dydx))` per input, added over inputs, no batch mean (so its
+    lambda scales with the per-device batch). `r1_penalty` is the batch-mean form of the same quantity for one input.
+
+    Args:
+        logits: one tensor or a list (e.g. one per discriminator); their total sum is differentiated.
+        inputs: the tensor(s) the logits were computed from; each must require grad.
+
+    Returns:
+        scalar tensor, differentiable (the graph is kept for the discriminator's backward pass).
+    """
+    logits = logits if isinstance(logits, (list, tuple)) else [logits]
+    inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    total = sum(logit.sum() for logit in logits)
+    grads = torch.autograd.grad(total, inputs, create_graph=True)
+    return sum(grad.square().sum() for grad in grads)
