@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
+from zoo.config import valid_ranges
 from zoo.errors import ZooError
 from zoo.models.base import VideoSpec
 from zoo.models.gan import GANModel, Losses
@@ -68,6 +69,12 @@ from zoo.models.losses import nonsaturating_d_loss, nonsaturating_g_loss, zero_c
 from zoo.registry import register_model
 
 
+@valid_ranges(
+    z_dim="[1, 4096]", clstm_channels="[1, 8192]", clstm_layers="[1, 16]", ch="[1, 4096]",
+    channel_multipliers="[1, 256]", levels="[1, 16]", dis_channels="[1, 4096]", gp_weight="[0, inf)",
+    n_dis="[1, 100]", lr="(0, 1]", beta1="[0, 1)", beta2="[0, 1)", eps="(0, 1)", lr_decay_start="[0, inf)",
+    lr_decay_end="[1, inf)", sample_chunk="[1, 100000]",
+)
 @dataclass
 class TGANv2Config:
     z_dim: int = 256  # z_slow: U(-1, 1) latent drawn once per video
@@ -91,26 +98,12 @@ class TGANv2Config:
     sample_chunk: int = 64  # frames rendered at once by sample() (memory bound; exact, BN uses running stats)
 
     def validate(self) -> None:
-        """Range checks (called by the config loader and by the model)."""
-        checks = [
-            (self.z_dim >= 1, "model.z_dim must be >= 1"),
-            (self.clstm_channels >= 1 and self.clstm_layers >= 1, "model.clstm_channels and clstm_layers must be >= 1"),
-            (self.ch >= 1 and self.dis_channels >= 1, "model.ch and model.dis_channels must be >= 1"),
-            (len(self.channel_multipliers) >= 1 and min(self.channel_multipliers) >= 1,
-             "model.channel_multipliers must be a non-empty list of integers >= 1"),
-            (1 <= self.levels <= len(self.channel_multipliers),
-             f"model.levels must be in [1, {len(self.channel_multipliers)}] (one per channel multiplier at most)"),
-            (self.gp_weight >= 0, "model.gp_weight must be >= 0"),
-            (self.n_dis >= 1, "model.n_dis must be >= 1"),
-            (self.lr > 0 and self.eps > 0, "model.lr and model.eps must be > 0"),
-            (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "model.beta1 and model.beta2 must be in [0, 1)"),
-            (self.lr_decay_start is None or 0 <= self.lr_decay_start < self.lr_decay_end,
-             "model.lr_decay_start must be null or in [0, model.lr_decay_end)"),
-            (self.sample_chunk >= 1, "model.sample_chunk must be >= 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ZooError(message)
+        """Checks across fields (single-field ranges are declared above and checked when the config is resolved)."""
+        if not 1 <= self.levels <= len(self.channel_multipliers):
+            raise ZooError(f"model.levels must be in [1, {len(self.channel_multipliers)}] (one per channel multiplier "
+                           f"at most), got {self.levels}")
+        if self.lr_decay_start is not None and self.lr_decay_start >= self.lr_decay_end:
+            raise ZooError("model.lr_decay_start must be null or below model.lr_decay_end")
 
 
 def lecun_normal_(module: nn.Module) -> nn.Module:
