@@ -41,6 +41,7 @@ class DataConfig:
     num_videos: int | None = None  # cap on videos used (shapes: how many to generate; None = dataset default)
     clips_per_video: int = 1  # evaluation clips drawn per video
     extra_frames: int = 0  # independent frames from other videos appended per item (joint image-video training)
+    sparse_max_distance: int = 0  # > 0: training clips = `frames` frames at sparse random times, gap <= this; 0 = off
     num_workers: int = 2  # DataLoader worker processes per rank
     decode_threads: int = 1  # decoder threads per worker
     video_stream: int | None = None  # multi-stream files: n-th video stream (0-based); None = the one with most pixels
