@@ -4,6 +4,13 @@ An experiment is three sections, each a dataclass: `model` (the model's own conf
 hyper-parameters), `data` (`DataConfig`) and `train` (`TrainConfig`). YAML files hold only what differs from the
 defaults, plus an optional `reference` list with the numbers the paper reports for that setting. Unknown keys and
 wrong types are `ZooError`s that list the valid keys; YAML is only ever read with `yaml.safe_load`.
+
+Valid ranges: a config dataclass declares them with the `@valid_ranges(...)` decorator (above `@dataclass`), one
+entry per field: an interval string such as `"[1, inf)"` or `"(0, 1]"` (NaN is never inside), or a tuple of allowed
+strings. `None` values (optional fields) and fields without an entry are not range-checked; list/tuple fields are
+checked element by element. Every value set by a layer is checked when that layer is applied (the error names the
+file or flag), and the whole resolved experiment once more at the end, with a memory estimate of one batch.
+`describe_ranges` lists them (the README table of data and train ranges is checked against it by the tests).
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -25,6 +34,166 @@ EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
 SECTIONS = ("model", "data", "train")
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# valid ranges
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A closed, open or half-open interval of numbers; parsed from `"[1, inf)"`-style text."""
+
+    low: float
+    high: float
+    low_closed: bool
+    high_closed: bool
+    text: str
+
+    def __contains__(self, value: float) -> bool:
+        if isinstance(value, float) and math.isnan(value):
+            return False
+        above = value >= self.low if self.low_closed else value > self.low
+        below = value <= self.high if self.high_closed else value < self.high
+        return above and below
+
+    def __str__(self) -> str:
+        return self.text
+
+
+_INTERVAL = re.compile(r"^\s*([\[(])\s*([^,\s]+)\s*,\s*([^,\s\])]+)\s*([\])])\s*$")
+
+
+def parse_interval(text: str) -> Interval:
+    """`"[a, b]"`, `"(a, b)"`, `"[a, b)"`, `"(a, b]"`; `a`, `b` numbers, `-inf` or `inf`."""
+    m = _INTERVAL.match(text)
+    if not m:
+        raise TypeError(f"range {text!r} is not an interval like '[1, inf)' or '(0, 1]'")
+    low, high = float(m.group(2)), float(m.group(3))
+    text = f"{m.group(1)}{m.group(2)}, {m.group(3)}{m.group(4)}"
+    return Interval(low, high, m.group(1) == "[", m.group(4) == "]", text)
+
+
+Check = Interval | tuple  # an interval of numbers, or the allowed strings
+
+
+def valid_ranges(**table: str | tuple[str, ...]):
+    """Class decorator declaring the valid range of config fields; put it above `@dataclass`.
+
+    Args:
+        **table: field name -> interval text (`"[1, inf)"`, `"(0, 1]"`, `"[0, 1)"`; `inf` allowed) for numbers, or
+            a tuple of the allowed strings. Fields left out are not range-checked.
+
+    Example::
+
+        @valid_ranges(frames="[1, 4096]", lr="(0, 1]", sampler=("ancestral", "ddim"))
+        @dataclass
+        class MyConfig:
+            frames: int = 16  # clip length
+            lr: float = 1e-4  # Adam learning rate
+            sampler: str = "ancestral"  # ancestral | ddim
+    """
+    parsed: dict[str, Check] = {}
+    for name, spec in table.items():
+        if isinstance(spec, str):
+            parsed[name] = parse_interval(spec)
+        elif isinstance(spec, tuple) and spec and all(isinstance(c, str) for c in spec):
+            parsed[name] = spec
+        else:
+            raise TypeError(f"valid range of {name!r} must be an interval string or a tuple of strings, got {spec!r}")
+
+    def decorate(cls: type) -> type:
+        inherited = dict(getattr(cls, "__zoo_ranges__", {}))
+        cls.__zoo_ranges__ = {**inherited, **parsed}
+        return cls
+
+    return decorate
+
+
+def ranges_of(cls_or_obj: Any) -> dict[str, Check]:
+    """The declared valid ranges of a config dataclass (field name -> `Interval` or allowed strings)."""
+    return dict(getattr(cls_or_obj, "__zoo_ranges__", {}))
+
+
+def _comment_of(cls: type, name: str) -> str:
+    """The trailing comment of field `name` in the class source (what the field means), or ''."""
+    import inspect
+
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return ""
+    m = re.search(rf"^\s+{re.escape(name)}:[^#\n]*#\s*(.+)$", source, re.MULTILINE)
+    return m.group(1).strip() if m else ""
+
+
+def check_ranges(obj: Any, section: str, names: Any = None) -> None:
+    """Raise a one-line `ZooError` naming field, value and valid range for the first out-of-range field.
+
+    Args:
+        obj: a config dataclass instance.
+        section: `model`, `data` or `train` (for the message).
+        names: only these fields (default: every field with a declared range).
+    """
+    table = ranges_of(obj)
+    for name, check in table.items():
+        if (names is not None and name not in names) or not hasattr(obj, name):
+            continue
+        value = getattr(obj, name)
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if item is None:
+                continue
+            if isinstance(check, Interval):
+                ok = isinstance(item, (int, float)) and not isinstance(item, bool) and item in check
+                valid = f"a number in {check}"
+            else:
+                ok = item in check
+                valid = f"one of {', '.join(check)}"
+            if not ok:
+                meaning = _comment_of(type(obj), name)
+                shown = f"{value!r}" if item is value else f"{value!r} (element {item!r})"
+                raise ZooError(f"{section}.{name} = {shown} is out of range; valid: {valid}"
+                               + (f" ({meaning})" if meaning else ""))
+
+
+def describe_ranges(cls: type, section: str) -> list[tuple[str, str, str]]:
+    """`(section.field, valid range, meaning)` for every field of `cls` with a declared range."""
+    out = []
+    for f in dataclasses.fields(cls):
+        check = ranges_of(cls).get(f.name)
+        if check is not None:
+            text = str(check) if isinstance(check, Interval) else ", ".join(check)
+            out.append((f"{section}.{f.name}", text, _comment_of(cls, f.name)))
+    return out
+
+
+# One training batch of video (float32 `[B, C, T, H, W]` plus joint-training frames) is the least a step holds in
+# memory, usually many times over (activations). Past this many bytes per rank the resolution / clip length / batch
+# is absurd for every model here: refuse it at resolution time instead of failing inside an allocation.
+MAX_BATCH_BYTES = 8 * 2**30
+
+
+def check_memory(data: DataConfig, train: TrainConfig, channels: int = 3) -> None:
+    """Refuse an experiment whose input batch alone exceeds `MAX_BATCH_BYTES` (see there)."""
+    frames = data.frames + data.extra_frames
+    nbytes = 4 * train.batch_size * channels * frames * data.resolution**2
+    if nbytes > MAX_BATCH_BYTES:
+        raise ZooError(
+            f"one training batch would take {nbytes / 2**30:.1f} GiB before any activation (train.batch_size="
+            f"{train.batch_size} x {channels} x (data.frames={data.frames} + data.extra_frames={data.extra_frames}) x "
+            f"data.resolution={data.resolution}^2 float32), over the {MAX_BATCH_BYTES / 2**30:.0f} GiB limit per rank; "
+            "lower the resolution, frames or batch size"
+        )
+
+
+SEED_RANGE = "[0, 4294967295]"  # Lightning's seed_everything takes unsigned 32-bit seeds (else it picks one)
+
+
+@valid_ranges(
+    split=("train", "test", "all", "val", "validate"), fold="[1, 3]", frames="[1, 4096]", frame_stride="[1, 1000]",
+    resolution="[4, 4096]", resize=("short_side_crop", "stretch"), seed=SEED_RANGE, num_videos="[1, inf)",
+    clips_per_video="[1, 1000]", extra_frames="[0, 4096]", num_workers="[0, 256]", decode_threads="[0, 256]",
+    video_stream="[0, 1000]", decoder=("auto", "decord", "pyav"), max_bad_fraction="[0, 1]",
+)
 @dataclass
 class DataConfig:
     """Everything that decides which clips a dataset yields and what they look like."""
@@ -54,6 +223,19 @@ class DataConfig:
     max_bad_fraction: float = 0.01  # unreadable videos tolerated (fraction of the dataset) before a hard error
 
 
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "ddp_find_unused_parameters_true",
+              "ddp_find_unused_parameters_false", "fsdp", "fsdp_cpu_offload", "deepspeed", "deepspeed_stage_1",
+              "deepspeed_stage_2", "deepspeed_stage_2_offload", "deepspeed_stage_3", "deepspeed_stage_3_offload",
+              "single_device")
+PRECISIONS = ("32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true", "64-true", "64")
+
+
+@valid_ranges(
+    max_steps="[1, inf)", batch_size="[1, 65536]", seed=SEED_RANGE, accelerator=ACCELERATORS, devices="[1, 65536]",
+    num_nodes="[1, 100000]", strategy=STRATEGIES, precision=PRECISIONS, logger=("csv", "tensorboard", "wandb"),
+    checkpoint_every="[1, inf)", sample_every="[0, inf)", sample_count="[1, 1024]", log_every="[1, inf)",
+)
 @dataclass
 class TrainConfig:
     """How the Lightning Trainer runs; flags of `zoo fit` land here."""
@@ -183,9 +365,13 @@ def update_dataclass(obj: Any, values: dict, section: str) -> Any:
         )
     checked = {k: _check_value(v, hints[k], f"{section}.{k}") for k, v in values.items()}
     new = dataclasses.replace(obj, **checked)
+    check_ranges(new, section, checked)
     validate = getattr(new, "validate", None)
     if callable(validate):
-        validate()
+        try:
+            validate()
+        except ValueError as e:  # a config's own cross-field check
+            raise ZooError(str(e) if str(e).startswith(f"{section}.") else f"{section}: {e}") from None
     return new
 
 
@@ -197,10 +383,19 @@ def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ZooError(f"config file {path} does not exist")
+    raw = path.read_bytes()
     try:
-        data = yaml.safe_load(path.read_text())
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ZooError(f"config file {path} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); "
+                       "a YAML config must be a UTF-8 text file") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ZooError(f"config file {path} is not valid YAML: {e}") from None
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ZooError(f"config file {path} is not valid YAML{at}: {problem}") from None
     data = data or {}
     if not isinstance(data, dict):
         raise ZooError(f"config file {path} must hold a mapping with sections {', '.join(SECTIONS)}")
@@ -277,6 +472,9 @@ def resolve_config(
             reference = list(layer["reference"] or [])
     if data_cfg.name != data_name:
         raise ZooError(f"data.name is {data_cfg.name!r} but --data is {data_name!r}; use --data to pick the dataset")
+    for section, cfg in (("model", model_cfg), ("data", data_cfg), ("train", train_cfg)):
+        check_ranges(cfg, section)  # the defaults too: a class default out of range is caught here
+    check_memory(data_cfg, train_cfg)
     return ExperimentConfig(model_name, model_cfg, data_cfg, train_cfg, reference)
 
 

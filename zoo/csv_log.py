@@ -2,17 +2,29 @@
 
 Lightning's CSVLogger deletes an existing `metrics.csv` when it starts, so a resumed run would lose the curve
 logged before the interruption. `ContinuingCSVLogger` keeps the rows logged before the checkpoint's step, drops
-rows a crashed run logged after it (those steps are trained again), and appends.
+rows a crashed run logged after it (those steps are trained again), and appends. A last line cut short (a killed
+process, a full disk) is dropped with a warning rather than stopping the resume.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+import logging
 import os
 
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
+
+log = logging.getLogger(__name__)
+
+
+def _step_of(row: dict) -> int | None:
+    try:
+        return int(float(row.get("step") or ""))
+    except (TypeError, ValueError):
+        return None
 
 
 class _ContinuingWriter(ExperimentWriter):
@@ -23,10 +35,24 @@ class _ContinuingWriter(ExperimentWriter):
     def _check_log_dir_exists(self) -> None:
         if self.keep_before_step is None or not os.path.isfile(self.metrics_file_path):
             return super()._check_log_dir_exists()  # a fresh run: Lightning's behaviour
-        with open(self.metrics_file_path, newline="") as file:
-            reader = csv.DictReader(file)
-            header = list(reader.fieldnames or [])
-            rows = [row for row in reader if int(float(row["step"])) < self.keep_before_step]
+        with open(self.metrics_file_path, "rb") as file:
+            text = file.read().decode("utf-8", "replace")
+        lines = text.splitlines(keepends=True)
+        if lines and not lines[-1].endswith(("\n", "\r")):  # cut short mid-write: not a complete row
+            log.warning("%s: dropped the incomplete last line %r (the run that wrote it was interrupted)",
+                        self.metrics_file_path, lines[-1][:80])
+            lines = lines[:-1]
+        reader = csv.DictReader(io.StringIO("".join(lines)))
+        header = list(reader.fieldnames or [])
+        rows = []
+        for row in reader:
+            step = _step_of(row)
+            if step is None or None in row or None in row.values():
+                log.warning("%s line %d is not a complete metrics row; dropped", self.metrics_file_path,
+                            reader.line_num)
+                continue
+            if step < self.keep_before_step:
+                rows.append(row)
         tmp = self.metrics_file_path + ".tmp"
         with open(tmp, "w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=header)

@@ -328,9 +328,9 @@ def _run(rank: int, world: int, request: EvalRequest, port: int, out: str | None
             results += _run_group(request, group, model, run, rank, world, device)
         if rank == 0:
             report(results, request, run)
-            if out is not None:
-                torch.save([dataclasses.replace(r, values={k: v for k, v in r.values.items() if k != "_samples"})
-                            for r in results], out)
+            if out is not None:  # plain values only, so the parent reads them back with weights_only=True
+                torch.save([dataclasses.asdict(dataclasses.replace(
+                    r, values={k: float(v) for k, v in r.values.items() if k != "_samples"})) for r in results], out)
         return results
     finally:
         if world > 1:
@@ -352,7 +352,10 @@ def evaluate(request: EvalRequest) -> list[EvalResult]:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "results.pt")
         mp.spawn(_run, args=(request.devices, request, _free_port(), out), nprocs=request.devices, join=True)
-        return torch.load(out, weights_only=False)
+        records = torch.load(out, weights_only=True)
+        return [EvalResult(**{**r, "preset": Preset(**r["preset"]),
+                              "interval": tuple(r["interval"]) if r["interval"] is not None else None})
+                for r in records]
 
 
 # -- output -------------------------------------------------------------------------------------------------------
@@ -360,7 +363,7 @@ def evaluate(request: EvalRequest) -> list[EvalResult]:
 
 def report(results: list[EvalResult], request: EvalRequest, run: dict) -> None:
     """Print the table and append leaderboard rows (rank 0 only)."""
-    from zoo.leaderboard import append_rows, make_row
+    from zoo.leaderboard import append_or_set_aside, make_row
 
     print(f"{'metric':<8} {'preset':<26} {'value':>14} {'95% interval':>26} {'N real':>7} {'N gen':>7} "
           f"{'real stats':>10}")
@@ -382,11 +385,13 @@ def report(results: list[EvalResult], request: EvalRequest, run: dict) -> None:
         samples = next((r.values.get("_samples") for r in results if "_samples" in r.values), None)
         gif = None
         if samples is not None and request.samples_gif:
-            gif = _write_samples(samples, request.leaderboard, rows[0])
+            try:
+                gif = _write_samples(samples, request.leaderboard, rows[0])
+            except OSError as e:  # the rows matter more than their preview
+                print(f"could not write the samples GIF beside {request.leaderboard}: {e}")
         for row in rows:
             row["samples"] = gif or ""
-        append_rows(request.leaderboard, rows)
-        print(f"appended {len(rows)} row(s) to {request.leaderboard}")
+        print(append_or_set_aside(request.leaderboard, rows))  # never computes a metric and then drops it
 
 
 def _write_samples(pixels: torch.Tensor, leaderboard: str, row: dict) -> str:

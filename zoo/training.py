@@ -7,15 +7,19 @@ A run directory holds `config.yaml` (the resolved experiment), `checkpoints/` (`
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 import yaml
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import Callback, TQDMProgressBar
 from pytorch_lightning.loggers import Logger
 
@@ -23,7 +27,14 @@ from zoo.config import ExperimentConfig
 from zoo.csv_log import ContinuingCSVLogger
 from zoo.datasets.datamodule import VideoDataModule
 from zoo.errors import ZooError
-from zoo.models.base import VideoGenerativeModel, VideoSpec, checkpoint_meta, read_checkpoint
+from zoo.models.base import (
+    VideoGenerativeModel,
+    VideoSpec,
+    checkpoint_meta,
+    load_model,
+    read_checkpoint,
+    state_dict_mismatch,
+)
 from zoo.registry import MODELS
 from zoo.video_io import side_by_side, write_video
 
@@ -58,11 +69,66 @@ class TrainingProgress(Callback):
 
     def save(self, trainer: pl.Trainer, step: int) -> None:
         path = self.dir / f"step={step:07d}.ckpt"
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # all state; SameFolderCheckpointIO writes beside, renames
         if trainer.is_global_zero:  # last.ckpt is replaced atomically: an interruption never leaves half a file
-            tmp = self.dir / "last.ckpt.tmp"
+            tmp = self.dir / f".last.ckpt.{os.getpid()}.tmp"
             shutil.copyfile(path, tmp)
+            _fsync(tmp)
             os.replace(tmp, self.dir / "last.ckpt")
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+class SameFolderCheckpointIO(TorchCheckpointIO):
+    """Checkpoint files written crash-safely and read without running code.
+
+    Saving writes `.<name>.<pid>.tmp` in the checkpoint's own folder, fsyncs it and renames it (atomic on one file
+    system), so a killed process or a full disk never leaves a truncated file under a checkpoint's name, and nothing
+    goes through the system temp folder (Lightning's own atomic save stages the file in `$TMPDIR` and moves it across
+    file systems). Loading (Lightning's resume path) goes through `read_checkpoint`: `weights_only=True` whatever
+    the caller asks, one-line errors.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        return read_checkpoint(path)
+
+
+class RunConfigWriter(Callback):
+    """Writes `<run_dir>/config.yaml` (atomically, rank 0) once training starts, i.e. after Lightning restored a
+    resumed checkpoint: a run that fails before that (a bad checkpoint, a refused resume) leaves the file as it was.
+    """
+
+    def __init__(self, run_dir: Path, config: ExperimentConfig):
+        self.run_dir, self.config = run_dir, config
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:  # the settings, then facts of the run (the video reader) that are not settings
+            recorded = yaml.safe_dump({"recorded": pl_module.experiment.get("recorded", {})})
+            write_atomic(self.run_dir / "config.yaml", self.config.to_yaml() + recorded)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace `path` by `text` through a temporary file in the same folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def average_buffers_across_ranks(module: torch.nn.Module) -> None:
@@ -180,24 +246,66 @@ def build_strategy(config: ExperimentConfig, model: VideoGenerativeModel):
     return strategy
 
 
-def resolve_resume(resume: str | bool | None, run_dir: Path, model_name: str) -> tuple[Path | None, int | None]:
-    """The checkpoint to resume from (validated) and its step, or `(None, None)` for a fresh run that overwrites
-    nothing."""
+RUN_FILES = ("config.yaml", "metrics.csv")  # what a run leaves before (or without) its first checkpoint
+
+
+def resolve_resume(resume: str | bool | None, run_dir: Path, model_name: str) -> tuple[Path | None, dict | None]:
+    """The checkpoint to resume from and its contents (validated), or `(None, None)` for a fresh run that
+    overwrites nothing."""
     checkpoints = run_dir / "checkpoints"
     if not resume:
         is_child = os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
-        if not is_child and checkpoints.is_dir() and any(checkpoints.glob("*.ckpt")):
+        if is_child:
+            return None, None
+        if checkpoints.is_dir() and any(checkpoints.glob("*.ckpt")):
             raise ZooError(
                 f"{run_dir} already holds checkpoints; pass --resume to continue it or --run-dir for a new run"
+            )
+        found = [name for name in RUN_FILES if (run_dir / name).exists()]
+        if found:
+            raise ZooError(
+                f"{run_dir} already holds another run's {' and '.join(found)} (no checkpoint to resume from); "
+                "pass --run-dir for a new run, or delete those files to reuse the folder"
             )
         return None, None
     path = Path(resume) if isinstance(resume, str) else checkpoints / "last.ckpt"
     if not path.is_file():
         raise ZooError(f"--resume: no checkpoint at {path}; train first or pass --resume PATH")
-    meta = checkpoint_meta(read_checkpoint(path), source=str(path))
-    if meta["model_name"] != model_name:
-        raise ZooError(f"--resume: {path} holds a {meta['model_name']!r} model, not {model_name!r}")
-    return path, int(meta["iteration"])
+    checkpoint = read_checkpoint(path)
+    meta = checkpoint_meta(checkpoint, source=str(path))
+    if meta.get("model_name") != model_name:
+        raise ZooError(f"--resume: {path} holds a {meta.get('model_name')!r} model, not {model_name!r}")
+    if not isinstance(meta.get("iteration"), int):
+        raise ZooError(f"--resume: {path} records no training step ('iteration'); was it written by `zoo fit`?")
+    return path, checkpoint
+
+
+def _flat(prefix: str, d: Any) -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(f"{prefix}.{k}", v))
+    return out
+
+
+def check_resume_architecture(model: VideoGenerativeModel, checkpoint: dict, path: Path) -> None:
+    """Refuse a resume whose config builds other weights than the checkpoint holds, naming the config keys that
+    differ from the run's (checkpoint's) and the first differing weights."""
+    state = checkpoint.get("state_dict")
+    if not isinstance(state, dict):
+        raise ZooError(f"--resume: {path} has no state_dict of weights; was it written by `zoo fit`?")
+    problem = state_dict_mismatch(model, state)
+    if problem is None:
+        return
+    meta = checkpoint["zoo"]
+    then = {**_flat("model", meta.get("model_config") or {}), **_flat("spec", meta.get("spec") or {})}
+    now = {**_flat("model", dataclasses.asdict(model.config)), **_flat("spec", dataclasses.asdict(model.spec))}
+    keys = [f"{k} ({then.get(k)!r} in the run, {now.get(k)!r} now)" for k in sorted(set(then) | set(now))
+            if then.get(k) != now.get(k)]
+    differ = f"the config differs in {', '.join(keys)}" if keys else "the config builds other weights"
+    raise ZooError(f"--resume: {differ}, which changes the architecture of {path} ({problem}); resume with the run's "
+                   "own settings or start a new run with --run-dir")
 
 
 @dataclass
@@ -212,18 +320,26 @@ def fit(config: ExperimentConfig, resume: str | bool | None = None, extra_callba
     `extra_callbacks` run after the zoo's own (e.g. timers in benchmarks)."""
     train = config.train
     run_dir = default_run_dir(config)
-    ckpt_path, resumed_step = resolve_resume(resume, run_dir, config.model_name)
+    ckpt_path, checkpoint = resolve_resume(resume, run_dir, config.model_name)
+    if checkpoint is not None and checkpoint["zoo"]["iteration"] >= train.max_steps:
+        step = checkpoint["zoo"]["iteration"]
+        print(f"zoo fit: {ckpt_path} is at step {step} and --max-steps is {train.max_steps}: nothing to train "
+              f"(pass --max-steps above {step} to continue); no file was written", file=sys.stderr)
+        return FitResult(run_dir, load_model(ckpt_path))
     check_devices(train.accelerator, train.devices)
     pl.seed_everything(train.seed, workers=True, verbose=False)
 
     datamodule = VideoDataModule(config.data, train.batch_size, train.seed)
     model = build_model(config, datamodule)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(config.to_yaml() + yaml.safe_dump({"recorded": model.experiment["recorded"]}))
+    if checkpoint is not None:
+        check_resume_architecture(model, checkpoint, ckpt_path)
+    resumed_step = checkpoint["zoo"]["iteration"] if checkpoint is not None else None
+    del checkpoint  # Lightning reads the file again (through SameFolderCheckpointIO) to restore everything
 
     callbacks = [
         TrainingProgress(train.seed, train.max_steps, train.checkpoint_every, run_dir / "checkpoints"),
         SampleGrid(train.sample_every, train.sample_count, run_dir / "samples", train.seed),
+        RunConfigWriter(run_dir, config),
         TQDMProgressBar(refresh_rate=1),
         *extra_callbacks,
     ]
@@ -237,6 +353,7 @@ def fit(config: ExperimentConfig, resume: str | bool | None = None, extra_callba
         max_steps=-1,
         logger=build_loggers(config, run_dir, resumed_step),
         callbacks=callbacks,
+        plugins=[SameFolderCheckpointIO()],
         log_every_n_steps=train.log_every,
         enable_checkpointing=False,  # TrainingProgress writes step and last checkpoints itself
         default_root_dir=run_dir,
@@ -244,5 +361,5 @@ def fit(config: ExperimentConfig, resume: str | bool | None = None, extra_callba
         use_distributed_sampler=False,  # ResumableSampler shards across ranks itself
         sync_batchnorm=multi_gpu(train),  # BatchNorm statistics over the global batch (GPU only in PyTorch)
     )
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     return FitResult(run_dir, model)

@@ -28,7 +28,9 @@ def test_first_seen_file_is_pinned_and_corruption_is_caught():
     path.parent.mkdir(parents=True)
     torch.save(seeded_i3d_state_dict(), path)
     got = resolve("i3d_pretrained_400")  # placed by hand: structure checked, then its SHA-256 recorded
-    assert got.verified and recorded_sha256(WEIGHTS["i3d_pretrained_400"]) == sha256_of(path) == got.sha256
+    assert recorded_sha256(WEIGHTS["i3d_pretrained_400"]) == sha256_of(path) == got.sha256
+    assert got.trust == "pinned locally" and not got.verified, "loading and being pinned is not verification"
+    assert resolve("i3d_pretrained_400").trust == "pinned locally"  # still only pinned the second time
     with open(path, "r+b") as f:  # flip one byte
         f.seek(1000)
         byte = f.read(1)
@@ -52,8 +54,35 @@ def test_override_is_recorded_unverified(tmp_path):
     seeded_c3d_npz(weights, mean)
     extractor = build_extractor("c3d_ucf101_npz", weights)
     assert extractor.info.verified is False and sha256_of(weights) in extractor.info.sha256
+    assert extractor.info.trust == "unverified"
     pixels = torch.randint(0, 256, (2, 16, 40, 48, 3), dtype=torch.uint8)
     probs = extractor(pixels)
     assert probs.shape == (2, 101) and torch.allclose(probs.sum(1), torch.ones(2, dtype=torch.float64))
     with pytest.raises(ZooError, match="does not exist"):
         build_extractor("i3d_pretrained_400", tmp_path / "nope.pt")
+
+
+def test_verified_means_the_tables_checksum(monkeypatch):
+    """A file is verified exactly when its SHA-256 equals the checksum pinned in WEIGHTS, whoever placed it."""
+    import dataclasses
+
+    from zoo.metrics.detectors import weights as table
+
+    path = weights_dir() / "i3d_pretrained_400.pt"
+    path.parent.mkdir(parents=True)
+    torch.save(seeded_i3d_state_dict(), path)
+    import hashlib
+
+    official = hashlib.sha256(path.read_bytes()).hexdigest()  # stands in for a published checksum
+    entry = dataclasses.replace(WEIGHTS["i3d_pretrained_400"], sha256=official)
+    monkeypatch.setitem(table.WEIGHTS, "i3d_pretrained_400", entry)
+    got = resolve("i3d_pretrained_400")
+    assert got.trust == "verified" and got.verified
+    info = build_extractor("i3d_pretrained_400").info
+    assert info.verified and info.trust == "verified"
+    assert resolve("i3d_pretrained_400", override=path).trust == "verified"  # an override with the same bytes
+    entry = dataclasses.replace(entry, sha256="0" * 64)  # the table says another file
+    monkeypatch.setitem(table.WEIGHTS, "i3d_pretrained_400", entry)
+    with pytest.raises(ZooError, match="corrupt or replaced"):
+        resolve("i3d_pretrained_400")
+    assert resolve("i3d_pretrained_400", override=path).trust == "unverified"

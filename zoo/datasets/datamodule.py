@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -131,6 +133,24 @@ class WithImageFrames(RawItems):
         return item
 
 
+_TEMPORARY_FOLDERS: list[str] = []
+
+
+def _temporary_folder() -> Path:
+    """A new `zoo-data-*` folder in the system temp folder, removed when this process exits (DataLoader workers
+    leave through `os._exit` and never remove it; spawned DDP ranks unpickle the module and create none)."""
+    folder = tempfile.mkdtemp(prefix="zoo-data-")
+    if not _TEMPORARY_FOLDERS:
+        atexit.register(_remove_temporary_folders)
+    _TEMPORARY_FOLDERS.append(folder)
+    return Path(folder)
+
+
+def _remove_temporary_folders() -> None:
+    for folder in _TEMPORARY_FOLDERS:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class VideoDataModule(pl.LightningDataModule):
     """Training (and evaluation) loaders for any registered dataset, DDP-aware and exactly resumable.
 
@@ -152,7 +172,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.eval_clips = eval_clips
         self._dataset: VideoDataset | None = None
         # decode failures in any worker land here (one O_APPEND line each), reported at the end of every epoch
-        self.failure_log = str(Path(tempfile.mkdtemp(prefix="zoo-data-")) / "failures.jsonl")
+        self.failure_log = str(_temporary_folder() / "failures.jsonl")
         self.reported_failures: dict[str, str] = {}
 
     @property

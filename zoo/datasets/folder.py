@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from zoo.datasets.clips import VIDEO_EXTENSIONS, ClipDataset
+from zoo.datasets.index import is_regular_file
 from zoo.registry import register_dataset
 
 
@@ -21,12 +23,18 @@ class VideoFolder(ClipDataset):
     layout = f"a directory of video files ({', '.join(VIDEO_EXTENSIONS)}), optionally in class sub-folders"
 
     def discover(self) -> list[tuple[str, int]]:
-        paths = []
+        paths, special = [], []
         for directory, dirs, files in os.walk(self.root):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in files:
                 if name.lower().endswith(VIDEO_EXTENSIONS) and not name.startswith("."):
-                    paths.append(os.path.relpath(os.path.join(directory, name), self.root).replace(os.sep, "/"))
+                    full = os.path.join(directory, name)
+                    # a FIFO, socket or device named like a video would block the indexer forever
+                    (paths if is_regular_file(full) else special).append(
+                        os.path.relpath(full, self.root).replace(os.sep, "/"))
+        if special:
+            logging.getLogger(__name__).warning("%s: skipped %d entries that are not regular files (FIFO, socket or "
+                                                "device), e.g. %s", self.root, len(special), special[0])
         paths.sort()
         if not paths:
             raise self.layout_error(f"no video files under {self.root}")

@@ -4,6 +4,8 @@ Building reads metadata only (no decoding), in parallel threads with a progress 
 (root, stream choice) under `data.index_cache` (default `$ZOO_CACHE` or `~/.cache/video-zoo`), keyed per file by
 (relative path, size, mtime): a changed file is probed again, an unchanged one is not, so a second start on UCF-101
 only stats 13,320 files. Unlike torchvision's UCF101 (PR #2475) only the videos of the requested split are probed.
+A listed path that is not a regular file (a FIFO, socket or device, whose open would block or never end) is never
+opened: it is a bad entry "not a regular file", and folder listings skip such files altogether.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +34,7 @@ class IndexEntry:
     path: str  # relative to the dataset root
     label: int
     meta: VideoMeta | None = None
-    problem: str | None = None  # "missing" | "unreadable: ..." (None when meta is set)
+    problem: str | None = None  # "missing" | "unreadable: ..." | "not a regular file: ..." (None when meta is set)
 
 
 def cache_dir(configured: str | None) -> Path:
@@ -43,12 +46,39 @@ def _cache_file(directory: Path, root: Path, video_stream: int | None) -> Path:
     return directory / f"index-{key}.json"
 
 
+NOT_REGULAR = (-1, -1)  # `_stat` of something that exists but is not a regular file
+
+
+def is_regular_file(path: str | Path) -> bool:
+    """True for a regular file (after symlinks); False for directories, FIFOs, sockets, devices and missing paths.
+
+    Listing code uses this instead of `is_file()`-less name matching, so a FIFO named `x.mp4` is never opened."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def _stat(path: Path) -> tuple[int, int] | None:
     try:
         st = path.stat()
     except OSError:
         return None
+    if not stat.S_ISREG(st.st_mode):
+        return NOT_REGULAR
     return st.st_size, st.st_mtime_ns
+
+
+def _kind(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "missing"
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 def _probe_one(path: Path, video_stream: int | None) -> dict:
@@ -87,7 +117,7 @@ def build_index(
     results: dict[str, dict] = {}
     todo: list[str] = []
     for (rel, _), st in zip(videos, stats):
-        if st is None:
+        if st is None or st == NOT_REGULAR:
             continue
         hit = cached.get(rel)
         if hit is not None and hit["size"] == st[0] and hit["mtime_ns"] == st[1]:
@@ -102,13 +132,16 @@ def build_index(
                        leave=False)
             for rel, info in zip(todo, bar):
                 st = _stat(root / rel)
-                if st is not None:
+                if st is not None and st != NOT_REGULAR:
                     results[rel] = {"size": st[0], "mtime_ns": st[1], **info}
         _save_cache(cache_file, results)
     entries = []
     for (rel, label), st in zip(videos, stats):
         info = results.get(rel)
-        if st is None or info is None:
+        if st == NOT_REGULAR:
+            entries.append(IndexEntry(rel, label, problem=f"not a regular file: {root / rel} is {_kind(root / rel)}; "
+                                                          "skipped"))
+        elif st is None or info is None:
             entries.append(IndexEntry(rel, label, problem="missing"))
         elif "meta" in info:
             entries.append(IndexEntry(rel, label, meta=VideoMeta(**info["meta"])))

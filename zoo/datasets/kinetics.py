@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from zoo.datasets.clips import VIDEO_EXTENSIONS, ClipDataset
+from zoo.datasets.index import is_regular_file
 from zoo.errors import ZooError
 from zoo.registry import register_dataset
 
@@ -99,7 +100,7 @@ class Kinetics600(ClipDataset):
             dirs.sort()
             for name in files:
                 stem, ext = os.path.splitext(name)
-                if ext.lower() in VIDEO_EXTENSIONS:
+                if ext.lower() in VIDEO_EXTENSIONS and is_regular_file(os.path.join(directory, name)):
                     rel = os.path.relpath(os.path.join(directory, name), self.root)
                     found.setdefault(stem, rel.replace(os.sep, "/"))
         return found

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -168,42 +170,140 @@ class VideoGenerativeModel(pl.LightningModule, abc.ABC):
 
 def checkpoint_meta(checkpoint: dict, source: str) -> dict:
     meta = checkpoint.get("zoo") if isinstance(checkpoint, dict) else None
-    if not meta:
+    if not isinstance(meta, dict) or not meta:
         raise ZooError(f"{source} is not a video-zoo checkpoint (no 'zoo' record); was it written by `zoo fit`?")
     return meta
 
 
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's archive format (every checkpoint Lightning writes)
+
+
 def read_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint file on CPU with a clear error when it is missing or unreadable."""
+    """Load a checkpoint file on CPU, never running code from it, with a one-line error when it is unusable.
+
+    Loading uses `torch.load(..., weights_only=True)`: tensors and plain Python values (dict, list, tuple, str,
+    numbers) only. Every checkpoint `zoo fit` writes is made of those; a file that refers to any other Python object
+    (a pickled `__reduce__` payload can run arbitrary code when unpickled) is refused before the object is created.
+    """
     path = Path(path)
     if not path.is_file():
-        raise ZooError(f"checkpoint {path} does not exist")
+        raise ZooError(f"checkpoint {path} does not exist" if not path.exists() else f"checkpoint {path} is not a file")
     try:
-        # Lightning checkpoints hold loop and optimizer state beyond tensors; only load files you trust.
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-        raise ZooError(f"cannot read checkpoint {path}: {e}") from None
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise ZooError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
+    if size == 0:
+        raise ZooError(f"checkpoint {path} is empty (0 bytes): it was not written completely; use another checkpoint")
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files: the error says it all
+            warnings.simplefilter("ignore")
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - translated below; torch's own messages are multi-line internals
+        raise ZooError(_unreadable_message(path, size, head, e)) from None
+    if not isinstance(checkpoint, dict):
+        raise ZooError(f"{path} holds a {type(checkpoint).__name__}, not a video-zoo checkpoint; was it written by "
+                       "`zoo fit`?")
+    return checkpoint
+
+
+def _unreadable_message(path: Path, size: int, head: bytes, error: Exception) -> str:
+    """One line saying why `torch.load(weights_only=True)` refused `path` (without torch's internals)."""
+    text = str(error)
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if refused:
+        return (f"checkpoint {path} refers to the Python object {refused.group(1)}, which safe (weights-only) loading "
+                "refuses: loading it could run code. video-zoo checkpoints hold only tensors and plain values; "
+                "do not load this file")
+    if head == _ZIP_MAGIC:
+        return (f"checkpoint {path} is truncated or corrupt ({size} bytes, incomplete archive): it was not written "
+                "completely or was damaged in transfer; use another checkpoint")
+    if head[:1] != b"\x80":  # neither a torch.save archive nor a pickle (protocol 2+ starts with 0x80)
+        return f"{path} is not a checkpoint (not a torch.save archive): was it written by `zoo fit`?"
+    if isinstance(error, EOFError):
+        return f"checkpoint {path} is truncated ({size} bytes): use another checkpoint"
+    return (f"{path} is a raw pickle, not a PyTorch checkpoint that can be loaded safely; video-zoo checkpoints are "
+            "written by `zoo fit`")
+
+
+def state_dict_mismatch(model: torch.nn.Module, state: dict) -> str | None:
+    """Names of the weights where `state` and `model` disagree (missing, unexpected, other shape), or None."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+              if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != own[k].shape]
+
+    def some(items: list[str]) -> str:
+        return ", ".join(items[:3]) + (f" (+{len(items) - 3} more)" if len(items) > 3 else "")
+
+    parts = []
+    if missing:
+        parts.append(f"missing weights {some(missing)}")
+    if unexpected:
+        parts.append(f"unexpected weights {some(unexpected)}")
+    if shapes:
+        parts.append(f"different shapes (checkpoint vs model) {some(shapes)}")
+    return "; ".join(parts) or None
+
+
+def model_from_meta(meta: dict, source: str):
+    """An untrained model of the architecture a checkpoint's record (`checkpoint["zoo"]`) describes."""
+    key = meta.get("model_name")
+    if not isinstance(key, str):
+        raise ZooError(f"{source} has no model name in its 'zoo' record; was it written by `zoo fit`?")
+    try:
+        cls = MODELS.get(key)
+    except ZooError as e:
+        raise ZooError(f"{source}: {e}") from None
+    try:
+        config = update_dataclass(cls.config_class(), dict(meta["model_config"]), "model")
+        spec = VideoSpec(**meta["spec"])
+    except ZooError as e:
+        raise ZooError(f"{source} records a config this version cannot use: {e}") from None
+    except (KeyError, TypeError) as e:
+        raise ZooError(f"{source} has an incomplete or foreign 'zoo' record ({type(e).__name__}: {e})") from None
+    try:
+        return cls.from_checkpoint_meta(config, spec, meta)
+    except ZooError:
+        raise
+    except (ValueError, TypeError, KeyError, RuntimeError) as e:
+        raise ZooError(f"{source}: cannot build the {key} model its record describes: {e}") from None
+
+
+def check_state_dict(model: torch.nn.Module, checkpoint: dict, source: str) -> None:
+    """Raise a one-line `ZooError` unless `checkpoint["state_dict"]` fits `model` exactly (keys and shapes)."""
+    state = checkpoint.get("state_dict")
+    if not isinstance(state, dict):
+        raise ZooError(f"{source} has no state_dict of weights; was it written by `zoo fit`?")
+    problem = state_dict_mismatch(model, state)
+    if problem:
+        raise ZooError(f"{source}: the weights do not match the architecture its config describes: {problem}")
 
 
 def load_model(path: str | Path, expected: str | None = None, map_location: str | torch.device = "cpu"):
     """Rebuild a registered model from a `zoo fit` checkpoint.
 
     Args:
-        path: checkpoint file.
+        path: checkpoint file (loaded with `weights_only=True`: it never runs code).
         expected: registry key the checkpoint must hold (raises `ZooError` on a mismatch).
         map_location: device for the returned model.
 
     Returns:
         The model in eval mode, weights (and EMA weights, where the model keeps them) restored.
+
+    Raises:
+        ZooError: one line, when the file is missing, empty, truncated, not a checkpoint, refers to Python objects,
+            holds another model, or holds weights that do not match its recorded config and spec.
     """
     checkpoint = read_checkpoint(path)
     meta = checkpoint_meta(checkpoint, source=str(path))
-    key = meta["model_name"]
+    key = meta.get("model_name")
     if expected is not None and key != expected:
         raise ZooError(f"{path} holds a {key!r} model, not {expected!r}")
-    cls = MODELS.get(key)
-    config = update_dataclass(cls.config_class(), meta["model_config"], "model")
-    model = cls.from_checkpoint_meta(config, VideoSpec(**meta["spec"]), meta)
+    model = model_from_meta(meta, str(path))
+    check_state_dict(model, checkpoint, str(path))
     model.load_state_dict(checkpoint["state_dict"])
     model.on_load_checkpoint(checkpoint)
     return model.to(map_location).eval()

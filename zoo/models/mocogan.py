@@ -30,11 +30,17 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
+from zoo.config import valid_ranges
 from zoo.models.base import VideoGenerativeModel, VideoSpec
 from zoo.models.losses import nonsaturating_d_loss, nonsaturating_g_loss
 from zoo.registry import register_model
 
 
+@valid_ranges(
+    dim_z_content="[1, 4096]", dim_z_motion="[1, 4096]", category_weight="[0, inf)", ngf="[1, 4096]", ndf="[1, 4096]",
+    image_batch_size="[1, 65536]", noise_sigma="[0, inf)",
+    lr="(0, 1]", beta1="[0, 1)", beta2="[0, 1)", weight_decay="[0, 1]",
+)
 @dataclass
 class MoCoGANConfig:
     dim_z_content: int = 50  # z_C, sampled once per video

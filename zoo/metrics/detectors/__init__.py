@@ -84,10 +84,11 @@ class DetectorInfo:
     detector: str  # i3d | c3d
     weights: str  # WEIGHTS key
     sha256: str  # of the weights file (the C3D npz's, joined with the mean's)
-    verified: bool  # the official file (pinned / first-download checksum)
+    verified: bool  # the official file: its SHA-256 equals the checksum pinned in the weights table
     feature: str  # logits400 | pool1024 | probs101
     resize: str  # resize mode into the detector
     aspect: str  # stretch | short_side_crop
+    trust: str = "unverified"  # verified | pinned locally (first-use checksum of this cache) | unverified
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -157,7 +158,7 @@ def build_extractor(
         feature: `logits400` (default for I3D) or `pool1024`.
         fetch: allow downloads.
     """
-    from zoo.metrics.detectors.weights import resolve
+    from zoo.metrics.detectors.weights import resolve, weakest
 
     if name not in DETECTOR_WEIGHTS:
         raise ZooError(f"unknown detector {name!r}; valid: {', '.join(DETECTOR_WEIGHTS)}")
@@ -166,16 +167,17 @@ def build_extractor(
         feature = feature or "logits400"
         if feature == "pool1024" and name == "i3d_torchscript":
             raise ZooError("the TorchScript I3D only exposes logits; use --detector i3d_pretrained_400 for pool1024")
-        info = DetectorInfo("i3d", name, got.sha256, got.verified, feature, resize, aspect)
+        info = DetectorInfo("i3d", name, got.sha256, got.verified, feature, resize, aspect, got.trust)
         return I3DExtractor(load_i3d(got.path), info)
     if name == "c3d_ucf101_torchscript":
         network = TorchScriptC3D(torch.jit.load(str(got.path), map_location="cpu"))
-        info = DetectorInfo("c3d", name, got.sha256, got.verified, "probs101", "in_torchscript", "stretch")
+        info = DetectorInfo("c3d", name, got.sha256, got.verified, "probs101", "in_torchscript", "stretch",
+                            got.trust)
         return C3DExtractor(network, info)
     sibling = got.path.parent / "mean2.npz" if weights_path is not None else None
     mean = resolve("c3d_mean", sibling if sibling is not None and sibling.is_file() else None, fetch=fetch)
     info = DetectorInfo("c3d", name, f"{got.sha256}+{mean.sha256}", got.verified and mean.verified, "probs101",
-                        "chainer_bilinear", "stretch")
+                        "chainer_bilinear", "stretch", weakest(got.trust, mean.trust))
     return C3DExtractor(load_c3d_npz(got.path, mean.path), info)
 
 

@@ -2,13 +2,20 @@
 
 Files live in `$ZOO_CACHE/weights/` (default `~/.cache/zoo/weights/`) and are downloaded on first use, like
 torch-fidelity does. No upstream project publishes a SHA-256 for these files, so a checksum is pinned in `WEIGHTS`
-where we know one; otherwise the SHA-256 is recorded (in `sha256.json` next to the files) the first time a
-downloaded file passes its structural check (it loads and has the expected tensors), and every later load must match
-the pinned or recorded value. A mismatch is an error, never a silent re-download. Without network and without a
-cached file, the error names the file, its URL and the command that fetches it; weights are never random.
+where we know one; otherwise the SHA-256 is recorded (in `sha256.json` next to the files) the first time a file
+passes its structural check (it loads and has the expected tensors), and every later load must match the pinned or
+recorded value. A mismatch is an error, never a silent re-download. Without network and without a cached file, the
+error names the file, its URL and the command that fetches it; weights are never random.
+
+Trust is one of three levels (`ResolvedWeights.trust`), carried into every result and leaderboard row:
+* `verified`: the file's SHA-256 equals the checksum pinned in `WEIGHTS` (the official file, whoever placed it);
+* `pinned locally`: it equals the checksum this cache recorded on first use (trust on first use: the file loads and
+  has the right tensors, and has not changed since, but nothing says it is the official file);
+* `unverified`: a `--detector-weights` file matching neither.
+Only `verified` rows are called comparable by `zoo leaderboard`.
 
 `--detector-weights PATH` uses another file (a copy on a cluster without network, a converted file): its SHA-256 goes
-into every result, and `verified` says whether it equals the table's checksum, so the leaderboard can tell.
+into every result with its trust level.
 """
 
 from __future__ import annotations
@@ -72,12 +79,26 @@ WEIGHTS: dict[str, WeightsFile] = {
 }
 
 
+VERIFIED, PINNED, UNVERIFIED = "verified", "pinned locally", "unverified"
+TRUST_ORDER = (UNVERIFIED, PINNED, VERIFIED)
+
+
 @dataclass(frozen=True)
 class ResolvedWeights:
     name: str
     path: Path
     sha256: str
-    verified: bool  # equals the pinned or recorded checksum of the official file
+    trust: str  # verified (table checksum) | pinned locally (first-use checksum of this cache) | unverified
+
+    @property
+    def verified(self) -> bool:
+        """The SHA-256 equals the checksum pinned in `WEIGHTS`: the official file."""
+        return self.trust == VERIFIED
+
+
+def weakest(*levels: str) -> str:
+    """The trust of a result made with several files (C3D weights and its mean clip)."""
+    return min(levels, key=TRUST_ORDER.index)
 
 
 def cache_dir() -> Path:
@@ -102,9 +123,24 @@ def _records_path() -> Path:
 
 
 def recorded_sha256(entry: WeightsFile) -> str | None:
-    """The pinned checksum, else the one recorded at the first verified download, else None."""
+    """The pinned checksum, else the one recorded at the first use of a structurally valid file, else None."""
     if entry.sha256:
         return entry.sha256
+    return locally_pinned_sha256(entry)
+
+
+def trust_of(entry: WeightsFile, sha: str) -> str:
+    """`verified` when `sha` is the table's checksum, `pinned locally` when it is this cache's record, else
+    `unverified`."""
+    if entry.sha256 and sha == entry.sha256:
+        return VERIFIED
+    if sha == locally_pinned_sha256(entry):
+        return PINNED
+    return UNVERIFIED
+
+
+def locally_pinned_sha256(entry: WeightsFile) -> str | None:
+    """The checksum recorded in this cache's `sha256.json` on first use (trust on first use), or None."""
     path = _records_path()
     if not path.is_file():
         return None
@@ -204,7 +240,7 @@ def resolve(name: str, override: str | Path | None = None, fetch: bool = True) -
         fetch: download when not cached.
 
     Returns:
-        The path, its SHA-256 and whether it is the verified official file.
+        The path, its SHA-256 and its trust level (verified only when it equals the table's checksum).
     """
     if name not in WEIGHTS:
         raise ZooError(f"unknown detector weights {name!r}; valid: {', '.join(WEIGHTS)}")
@@ -214,7 +250,7 @@ def resolve(name: str, override: str | Path | None = None, fetch: bool = True) -
         if not path.is_file():
             raise ZooError(f"--detector-weights {path} does not exist")
         sha = sha256_of(path)
-        return ResolvedWeights(name, path, sha, sha == recorded_sha256(entry))
+        return ResolvedWeights(name, path, sha, trust_of(entry, sha))
     path = weights_dir() / entry.filename
     if not path.is_file():
         if not fetch:
@@ -228,7 +264,7 @@ def resolve(name: str, override: str | Path | None = None, fetch: bool = True) -
     elif sha != expected:
         raise ZooError(f"{path} has SHA-256 {sha} but {name} must be {expected}: the file is corrupt or replaced; "
                        f"delete it and run `zoo weights fetch {name}`")
-    return ResolvedWeights(name, path, sha, True)
+    return ResolvedWeights(name, path, sha, trust_of(entry, sha))
 
 
 # -- `zoo weights` ------------------------------------------------------------------------------------------------
@@ -248,7 +284,7 @@ def _run_fetch(args) -> None:
     names = list(WEIGHTS) if "all" in args.names else args.names
     for name in names:
         got = resolve(name)
-        print(f"{name}: {got.path} sha256={got.sha256}")
+        print(f"{name}: {got.path} sha256={got.sha256} ({got.trust})")
 
 
 def _run_list(args) -> None:

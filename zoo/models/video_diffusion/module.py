@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.config import valid_ranges
 from zoo.errors import ZooError
 from zoo.models.base import VideoGenerativeModel, VideoSpec
 from zoo.models.ema import EMA
@@ -53,6 +54,15 @@ from zoo.models.video_diffusion.unet3d import UNet3D
 from zoo.registry import register_model
 
 
+@valid_ranges(
+    base_channels="[1, 8192]", channel_mults="[1, 64]", blocks_per_level="[1, 64]", attention_resolutions="[1, 4096]",
+    head_dim="[1, 4096]", dropout="[0, 1)", emb_dim="[1, 65536]", emb_layers="[1, 64]", norm_groups="[1, 1024]",
+    max_relative_distance="[1, 4096]", prediction=("v", "eps"), logsnr_min="[-100, 100]", logsnr_max="[-100, 100]",
+    p_uncond="[0, 1]", guidance_weight="[0, 100]", sampler=("ancestral", "ddim"), sampling_steps="[1, 100000]",
+    gamma="[0, 1]", reconstruction_weight="[0, inf)", extension_context="[1, 4096]",
+    lr="(0, 1]", beta1="[0, 1)", beta2="[0, 1)", weight_decay="[0, 1]",
+    ema_decay="[0, 1]",
+)
 @dataclass
 class VideoDiffusionConfig:
     base_channels: int = 256  # U-Net width at full resolution (paper UCF-101: 256)

@@ -36,13 +36,18 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from zoo.config import update_dataclass
+from zoo.config import update_dataclass, valid_ranges
 from zoo.errors import ZooError
 from zoo.models.base import VideoGenerativeModel, VideoSpec, load_model
 from zoo.models.videogpt.vqvae import SamePadConv3d, VideoGPTVQVAE, VQVAEConfig
 from zoo.registry import register_model
 
 
+@valid_ranges(
+    layers="[1, 256]", heads="[1, 256]", width="[1, 65536]", mlp_width="[1, 262144]", dropout="[0, 1)",
+    attn_dropout="[0, 1)", cond_frames="[0, 4096]", cond_width="[1, 8192]",
+    lr="(0, 1]", beta1="[0, 1)", beta2="[0, 1)", cosine_steps="[0, inf)",
+)
 @dataclass
 class VideoGPTConfig:
     vqvae_ckpt: str | None = None  # stage-1 checkpoint from `zoo fit --model videogpt_vqvae` (required)

@@ -36,11 +36,18 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from zoo.config import valid_ranges
 from zoo.models.base import VideoGenerativeModel, VideoSpec
 from zoo.models.layers.axial_attention import AxialAttention3d
 from zoo.registry import register_model
 
 
+@valid_ranges(
+    hidden_channels="[1, 8192]", residual_channels="[1, 8192]", residual_layers="[1, 64]", attention_heads="[1, 64]",
+    downsample="[1, 64]", codebook_size="[2, 1048576]", embedding_dim="[1, 8192]", ema_decay="[0, 1)",
+    commitment_weight="[0, inf)", data_variance="(0, inf)", restart_threshold="[0, inf)",
+    lr="(0, 1]", beta1="[0, 1)", beta2="[0, 1)",
+)
 @dataclass
 class VQVAEConfig:
     hidden_channels: int = 240  # encoder/decoder width (paper Table 8: 240 hidden units)
