@@ -122,7 +122,7 @@ class AlignedTimeEncoder(nn.Module):
         periods = 2 ** np.linspace(np.log2(min_period), np.log2(max_period), dim)
         freqs = torch.from_numpy((2 * np.pi / periods)[::-1].copy()).float()[None]  # (1, dim), increasing
         self.register_buffer("freqs", freqs, persistent=False)
-        self.register_buffer("phase_scales", max_period * freqs / (2 * np.pi), persistent=False)
+        self.register_buffer("phase_scales", max_period / (2 * np.pi / freqs), persistent=False)  # reference rounding
         self.periods = EqualizedLinear(motion_dim, dim, bias=False)
         self.phases = EqualizedLinear(motion_dim, dim, bias=False)
         self.aligners = EqualizedLinear(motion_dim, 2 * dim, bias=False)
