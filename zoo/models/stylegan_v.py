@@ -47,6 +47,7 @@ import torch
 from einops import rearrange, repeat
 from torch import nn
 
+from zoo.config import valid_ranges
 from zoo.errors import ZooError
 from zoo.frame_sampling import sparse_frame_times
 from zoo.models.base import VideoSpec
@@ -68,6 +69,16 @@ from zoo.models.video_augment import VideoAugment
 from zoo.registry import register_model
 
 
+@valid_ranges(
+    z_dim="[1, 4096]", w_dim="[1, 4096]", mapping_layers="[1, 16]", channel_base="[16, 1048576]",
+    channel_max="[1, 4096]", motion_z_dim="[1, 4096]", motion_v_dim="[1, 4096]", motion_kernel="[1, 63]",
+    motion_z_distance="[1, 1024]", time_enc_dim="[1, 4096]", min_period="(0, inf)", max_period="(0, inf)",
+    max_num_frames="[2, 100000]", concat_res="[4, 1024]", frames_div_factor="[1, 64]",
+    time_gap_embed_dim="[1, 4096]", d_mapping_layers="[1, 16]", mbstd_group_size="[1, 1024]",
+    sample_frames="[1, 100000]", max_distance="[1, 2048]", lr="(0, 1]", beta1="[0, 1)", beta2="[0, 1)",
+    r1_gamma="[0, inf)", r1_interval="[1, 100000]", g_reg_interval="[1, 100000]", ema_kimg="(0, inf)",
+    ema_rampup="[0, 1]", ada_target="[0, 1]", ada_interval="[1, 100000]", ada_kimg="(0, inf)",
+)
 @dataclass
 class StyleGANVConfig:
     z_dim: int = 512  # content noise size
