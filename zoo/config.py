@@ -191,7 +191,8 @@ SEED_RANGE = "[0, 4294967295]"  # Lightning's seed_everything takes unsigned 32-
 @valid_ranges(
     split=("train", "test", "all", "val", "validate"), fold="[1, 3]", frames="[1, 4096]", frame_stride="[1, 1000]",
     resolution="[4, 4096]", resize=("short_side_crop", "stretch"), seed=SEED_RANGE, num_videos="[1, inf)",
-    clips_per_video="[1, 1000]", extra_frames="[0, 4096]", num_workers="[0, 256]", decode_threads="[0, 256]",
+    clips_per_video="[1, 1000]", extra_frames="[0, 4096]", sparse_max_distance="[0, 2048]",
+    num_workers="[0, 256]", decode_threads="[0, 256]",
     video_stream="[0, 1000]", decoder=("auto", "decord", "pyav"), max_bad_fraction="[0, 1]",
 )
 @dataclass
@@ -210,6 +211,7 @@ class DataConfig:
     num_videos: int | None = None  # cap on videos used (shapes: how many to generate; None = dataset default)
     clips_per_video: int = 1  # evaluation clips drawn per video
     extra_frames: int = 0  # independent frames from other videos appended per item (joint image-video training)
+    sparse_max_distance: int = 0  # > 0: training clips = `frames` frames at sparse random times, gap <= this; 0 = off
     num_workers: int = 2  # DataLoader worker processes per rank
     decode_threads: int = 1  # decoder threads per worker
     video_stream: int | None = None  # multi-stream files: n-th video stream (0-based); None = the one with most pixels

@@ -41,6 +41,7 @@ from zoo.datasets.index import IndexEntry, build_index
 from zoo.datasets.prepared import PreparedVideos
 from zoo.datasets.transforms import RESIZE_POLICIES, resize_frames
 from zoo.errors import ZooError
+from zoo.frame_sampling import sparse_frame_times
 
 log = logging.getLogger(__name__)
 MAX_REPLACEMENTS = 16
@@ -176,9 +177,24 @@ class ClipDataset(VideoDataset):
     def frame_ids(self, start: int) -> list[int]:
         return [start + k * self.config.frame_stride for k in range(self.config.frames)]
 
+    def clip_times(self, index: int, draw: int | None) -> list[float]:
+        """Times of item `index`'s clip in strided frames: contiguous from its start, or, for training keys with
+        `data.sparse_max_distance`, sparse (StyleGAN-V); a bad item (no metadata) gets a contiguous clip at 0."""
+        meta, c = self.records[index].meta, self.config
+        if c.sparse_max_distance and draw is not None and meta is not None:
+            rng = np.random.default_rng([c.seed, 3, draw])
+            return sparse_frame_times(c.frames, c.sparse_max_distance, self.strided_length(meta.frames), rng)
+        start = self.start_of(index, draw)
+        return [start / c.frame_stride + k for k in range(c.frames)]
+
+    def strided_length(self, frames: int) -> int:
+        """How many frames a video of `frames` source frames has at `data.frame_stride`."""
+        return (frames - 1) // self.config.frame_stride + 1
+
     # ------------------------------------------------------------------------------------------------- decoding
-    def read_clip(self, index: int, start: int) -> torch.Tensor:
-        """Decode (or read prepared) and resize one clip without replacement: uint8 `[T, R, R, 3]`.
+    def read_clip(self, index: int, ids: list[int]) -> torch.Tensor:
+        """Decode (or read prepared) and resize the source frames `ids` of one video, without replacement:
+        uint8 `[T, R, R, 3]`. Only those frames are decoded.
 
         Raises:
             DecodeError: the file cannot give these frames.
@@ -186,24 +202,25 @@ class ClipDataset(VideoDataset):
         record, c = self.records[index], self.config
         if record.meta is None:  # bad at indexing: `problem` says why (and names the file unless it is missing)
             raise DecodeError(f"{self.root / record.path}: missing" if record.problem == "missing" else record.problem)
-        ids = self.frame_ids(start)
         if self._prepared is not None:
             return torch.from_numpy(self._prepared.read(record.path, ids))
         frames = read_frames(str(self.root / record.path), ids, record.meta, c.decoder, c.decode_threads)
         return resize_frames(frames, c.resolution, c.resize)
 
-    def _clip(self, index: int, start: int, draw: int | None) -> tuple[int, torch.Tensor]:
-        """The clip at (index, start), or a deterministic replacement if that video fails; returns (index, pixels)."""
+    def _clip(self, index: int, times: list[float], draw: int | None) -> tuple[int, list[float], torch.Tensor]:
+        """The clip of item `index` at `times` (strided frames), or a deterministic replacement if that video fails;
+        returns (index, times, pixels)."""
         original = index
         for attempt in range(MAX_REPLACEMENTS):
             path = self.records[index].path
             if path not in self.failures:
                 try:
-                    return index, self.read_clip(index, start)
+                    ids = [round(t * self.config.frame_stride) for t in times]
+                    return index, times, self.read_clip(index, ids)
                 except DecodeError as e:
                     self._record_failure(path, str(e))
             index = int(np.random.default_rng([self.config.seed, 2, original, attempt]).integers(len(self)))
-            start = self.start_of(index, draw)
+            times = self.clip_times(index, draw)
         raise ZooError(f"{self.registry_key}: {MAX_REPLACEMENTS} replacement videos in a row failed to decode "
                        f"(last: {self.records[index].path}); run `zoo data check`")
 
@@ -227,14 +244,19 @@ class ClipDataset(VideoDataset):
     def pixels_at(self, index: int, start: int) -> torch.Tensor:
         if not 0 <= start < self.num_starts(index):
             raise IndexError(f"clip start {start} outside [0, {self.num_starts(index)}) for {self.item_name(index)}")
-        return self._clip(index, start, None)[1]
+        return self._clip(index, [start / self.config.frame_stride + k for k in range(self.config.frames)], None)[2]
 
     def raw_item(self, key: ItemKey) -> dict[str, torch.Tensor]:
         index, draw = self.split_key(key)
         if not 0 <= index < len(self):
             raise IndexError(f"{self.registry_key} index {index} out of range [0, {len(self)})")
-        used, pixels = self._clip(index, self.start_of(index, draw), draw)
-        return {"pixels": pixels, "label": torch.tensor(self.records[used].label, dtype=torch.long)}
+        used, times, pixels = self._clip(index, self.clip_times(index, draw), draw)
+        item = {"pixels": pixels, "label": torch.tensor(self.records[used].label, dtype=torch.long)}
+        if self.config.sparse_max_distance and draw is not None:
+            meta = self.records[used].meta
+            item["times"] = torch.tensor(times, dtype=torch.float32)  # strided frames since the video's start
+            item["video_length"] = torch.tensor(float(self.strided_length(meta.frames)) if meta else len(times))
+        return item
 
 
 def read_failure_log(path: str | Path) -> dict[str, str]:

@@ -22,6 +22,7 @@ import torch
 
 from zoo.config import DataConfig
 from zoo.datasets.base import ItemKey, VideoDataset
+from zoo.frame_sampling import sparse_frame_times
 from zoo.registry import register_dataset
 
 SHAPES = ("circle", "square", "triangle")
@@ -97,7 +98,8 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> tuple[float, float, float]:
 
 
 def render_clip(
-    seed: int, index: int, frames: int, resolution: int, frame_stride: int = 1, start: int = 0
+    seed: int, index: int, frames: int, resolution: int, frame_stride: int = 1, start: int = 0,
+    times: list[float] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Render one clip of the `shapes` dataset (all frames at once).
 
@@ -107,6 +109,7 @@ def render_clip(
         resolution: height = width in pixels.
         frame_stride: source frames between consecutive clip frames.
         start: first source frame.
+        times: instead of `start`, the clip's times in strided frames (sparse clips; `frames` is then ignored).
 
     Returns:
         `{"pixels": uint8 [T, H, W, 3], "label": long, "segmentation": long [T, H, W], "flow": float [2, T-1, H, W]}`.
@@ -114,7 +117,9 @@ def render_clip(
     traj = _Trajectory(np.random.default_rng([seed, index]), resolution)
     coords = torch.arange(resolution, dtype=torch.float32) + 0.5
     py, px = torch.meshgrid(coords, coords, indexing="ij")  # (H, W)
-    poses = torch.tensor([traj.pose(start + k * frame_stride) for k in range(frames + 1)], dtype=torch.float32)
+    times = [start / frame_stride + k for k in range(frames)] if times is None else list(times)
+    times.append(times[-1] + 1)  # one more pose: the flow of the last frame
+    poses = torch.tensor([traj.pose(t * frame_stride) for t in times], dtype=torch.float32)
     cx, cy, theta, scale = (poses[:, i, None, None] for i in range(4))  # each (T+1, 1, 1)
     cos, sin = torch.cos(theta), torch.sin(theta)
     qx, qy = _local_coords(px, py, cx[:-1], cy[:-1], cos[:-1], sin[:-1], scale[:-1])  # (T, H, W)
@@ -160,6 +165,13 @@ class Shapes(VideoDataset):
         if not 0 <= index < self.length:
             raise IndexError(f"shapes index {index} out of range [0, {self.length})")
         c = self.config
+        if c.sparse_max_distance and draw is not None:  # StyleGAN-V's sparse training clips
+            length = max(4 * c.frames, c.sparse_max_distance + 1)  # a procedural video is as long as asked
+            rng = np.random.default_rng([c.seed, 3, draw])
+            times = sparse_frame_times(c.frames, c.sparse_max_distance, length, rng)
+            item = render_clip(c.seed, index, c.frames, c.resolution, c.frame_stride, times=times)
+            item["times"], item["video_length"] = torch.tensor(times, dtype=torch.float32), torch.tensor(float(length))
+            return item
         start = 0 if draw is None else int(np.random.default_rng([c.seed, draw]).integers(4 * c.frames))
         return render_clip(c.seed, index, c.frames, c.resolution, c.frame_stride, start)
 

@@ -2,6 +2,7 @@
 
 from zoo.models import (
     mocogan,  # noqa: F401
+    stylegan_v,  # noqa: F401
     tgan2,  # noqa: F401
     video_diffusion,  # noqa: F401
     videogpt,  # noqa: F401
