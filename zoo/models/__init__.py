@@ -1,6 +1,7 @@
 """The zoo's models. Every model module is imported here, so the zoo is listed in one place."""
 
 from zoo.models import (
+    dvdgan,  # noqa: F401
     mocogan,  # noqa: F401
     video_diffusion,  # noqa: F401
     videogpt,  # noqa: F401
