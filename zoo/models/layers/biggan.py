@@ -1,5 +1,5 @@
-"""BigGAN building blocks for video GANs: spectrally normalized layers with orthogonal init, frame-wise class-conditional
-BatchNorm, residual up-blocks (G), residual down-blocks in 2-D and 3-D (D) and the projection head.
+"""BigGAN building blocks for video GANs: spectrally normalized layers with orthogonal init, frame-wise
+class-conditional BatchNorm, residual up-blocks (G), residual down-blocks in 2-D and 3-D (D) and the projection head.
 
 Brock, Donahue, Simonyan 2019, "Large Scale GAN Training for High Fidelity Natural Image Synthesis" (arXiv 1809.11096),
 Appendix B (architectures); reused by DVD-GAN (Clark et al. 2019, arXiv 1907.06571, Sec. 3 and Appendix), whose
