@@ -337,6 +337,25 @@ def test_two_process_gloo_ddp(tmp_path):
             assert float(logged[step][f"train/{key}"]) == pytest.approx(expected, rel=1e-5), (step, key)
 
 
+def test_ema_generator_weights_keep_spectral_norm_one():
+    """Averaging SN's power-iteration vectors shrinks them; the EMA must still divide by the true largest singular
+    value (else its weights blow up and eval samples saturate)."""
+    torch.manual_seed(0)
+    model = DVDGAN(DVDGANConfig(**{**TINY.__dict__, "ema_start": 0, "ema_decay": 0.5}), VideoSpec(3, 8, 32, 9))
+    model.update_generator_ema()
+    for step in range(1, 4):
+        model.iteration = step
+        with torch.no_grad():
+            for p in model.generator.parameters():
+                p.copy_(torch.randn_like(p))  # unrelated weights: their power-iteration vectors point elsewhere
+        model.generator(torch.randn(2, 16), torch.tensor([0, 1]))  # training-mode forward: G's u, v iterate
+        model.update_generator_ema()
+    ema = model.generator_ema.module.eval()
+    for name in ("affine", "out_conv"):
+        weight = getattr(ema, name).weight.flatten(1)  # the normalized weight as eval mode computes it
+        assert torch.linalg.matrix_norm(weight, ord=2) == pytest.approx(1.0, abs=0.05), name
+
+
 @pytest.mark.slow
 def test_dvdgan_learns_shapes(tmp_path):
     """Briefly trained on `shapes`, EMA samples get much closer to real clips than the initial network's."""

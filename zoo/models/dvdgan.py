@@ -47,6 +47,7 @@ from zoo.models.layers.biggan import (
     FrameConditionalBatchNorm,
     FrameGBlock,
     ProjectionHead,
+    refresh_spectral_norm_vectors,
     snconv2d,
     snconv3d,
     snembedding,
@@ -226,6 +227,11 @@ class DVDGAN(GANModel):
         d_params = [*self.spatial_discriminator.parameters(), *self.temporal_discriminator.parameters()]
         return [torch.optim.Adam(self.generator.parameters(), lr=c.g_lr, betas=(c.beta1, c.beta2)),
                 torch.optim.Adam(d_params, lr=c.d_lr, betas=(c.beta1, c.beta2))]
+
+    @torch.no_grad()
+    def update_generator_ema(self) -> None:
+        super().update_generator_ema()
+        refresh_spectral_norm_vectors(self.generator_ema.module)  # averaged u, v are not unit vectors
 
     # -- sampling ---------------------------------------------------------------------------------------------------
 

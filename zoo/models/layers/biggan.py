@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 
@@ -26,6 +27,27 @@ def sn(module: nn.Module) -> nn.Module:
     if getattr(module, "bias", None) is not None:
         nn.init.zeros_(module.bias)
     return spectral_norm(module)
+
+
+@torch.no_grad()
+def refresh_spectral_norm_vectors(module: nn.Module, iterations: int = 3) -> None:
+    """`iterations` power iterations from normalised vectors for every spectrally normalized weight of `module`.
+
+    Needed for an EMA copy: averaging the power-iteration vectors u, v of G's weights gives vectors shorter than 1,
+    and in eval mode torch's spectral norm divides by u^T W v without normalising them again, so the averaged
+    network's weights were blown up (saturated samples). Weights are those of `sn` (dim 0: output channels)."""
+    for m in module.modules():
+        if not parametrize.is_parametrized(m, "weight"):
+            continue
+        for p in m.parametrizations.weight:
+            if hasattr(p, "_u") and hasattr(p, "_v"):
+                w = m.parametrizations.weight.original.flatten(1)  # (out, in * k...)
+                v = F.normalize(p._v, dim=0, eps=p.eps)
+                for _ in range(iterations):
+                    u = F.normalize(w @ v, dim=0, eps=p.eps)
+                    v = F.normalize(w.T @ u, dim=0, eps=p.eps)
+                p._u.copy_(u)
+                p._v.copy_(v)
 
 
 def snconv2d(channels_in: int, channels_out: int, kernel_size: int = 3, padding: int | None = None, **kw) -> nn.Module:
