@@ -28,6 +28,8 @@ Choices where the sources are silent or disagree (also in the README):
   block without down-sampling); D_T the same schedule from half the resolution. D has no attention (not described).
 * No cross-replica BatchNorm: under DDP each rank normalises its own batch (BigGAN/DVD-GAN sync statistics over TPUs).
 * Fakes for D are drawn with uniformly random classes; the clip length is fixed by the per-frame BN statistics.
+* After every EMA update the EMA generator's spectral-norm vectors get 3 power iterations on the averaged weights
+  (averaged u, v are not unit vectors, and torch's eval-mode spectral norm uses them as they are).
 """
 
 from __future__ import annotations
