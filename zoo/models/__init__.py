@@ -1,6 +1,7 @@
 """The zoo's models. Every model module is imported here, so the zoo is listed in one place."""
 
 from zoo.models import (
+    dvdgan,  # noqa: F401
     mocogan,  # noqa: F401
     stylegan_v,  # noqa: F401
     tgan2,  # noqa: F401
