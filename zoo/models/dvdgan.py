@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
+from zoo.config import valid_ranges
 from zoo.models.base import VideoSpec
 from zoo.models.gan import GANModel, Losses
 from zoo.models.layers.biggan import (
@@ -63,6 +64,12 @@ from zoo.registry import register_model
 GRU_ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
 
 
+@valid_ranges(
+    dim_z="[1, 4096]", dim_class="[0, 4096]", g_ch="[1, 4096]", d_ch="[1, 4096]", gru_activation=("relu", "tanh"),
+    gru_kernel="[1, 15]", k_frames="[1, 4096]", temporal_pool="[1, 64]", temporal_3d_blocks="[0, 16]",
+    n_dis="[1, 100]", g_lr="(0, 1]", d_lr="(0, 1]", beta1="[0, 1)", beta2="[0, 1)", ema_decay="[0, 1)",
+    ema_start="[0, inf)",
+)
 @dataclass
 class DVDGANConfig:
     dim_z: int = 120  # latent z ~ N(0, I) per video
