@@ -137,10 +137,10 @@ def test_bad_input_gives_one_line_errors(capsys, tmp_path):
     err = error_of(capsys, ["fit", "--model", "mocogan", "--config", TINY, "--accelerator", "cpu", "--devices", "4096"])
     assert "--devices 4096" in err
     assert "does not exist" in error_of(capsys, ["sample", "--ckpt", str(tmp_path / "x.ckpt"), "--out", "a.gif"])
-    for flag, value, text in (("--batch-size", "0", "train.batch_size (--batch-size) must be at least 1"),
+    for flag, value, text in (("--batch-size", "0", "train.batch_size = 0 is out of range; valid: a number in [1,"),
                               ("--frames", "1", "data.frames (--frames) must be at least 2"),
-                              ("--frames", "0", "data.frames (--frames) must be at least 2"),
-                              ("--max-steps", "0", "train.max_steps (--max-steps) must be at least 1"),
+                              ("--frames", "0", "data.frames = 0 is out of range; valid: a number in [1,"),
+                              ("--max-steps", "0", "train.max_steps = 0 is out of range; valid: a number in [1,"),
                               ("--threads", "0", "--threads must be at least 1")):
         err = error_of(capsys, ["fit", "--model", "mocogan", "--config", TINY, "--run-dir", str(tmp_path / "r"),
                                 flag, value])
