@@ -130,7 +130,9 @@ class VideoDiffusion(VideoGenerativeModel):
 
     def configure_optimizers(self):
         c = self.config
-        return torch.optim.Adam(self.unet.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), weight_decay=c.weight_decay)
+        # fused: one kernel for all parameters (CPU and GPU), the same update up to float rounding
+        return torch.optim.Adam(self.unet.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), weight_decay=c.weight_decay,
+                                fused=True)
 
     def optimizer_step(self, *args, **kwargs) -> None:
         super().optimizer_step(*args, **kwargs)
