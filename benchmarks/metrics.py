@@ -99,11 +99,13 @@ def main() -> None:
     parser.add_argument("--compare-only", action="store_true", help="only the comparison against pytorch-i3d")
     parser.add_argument("--compare-batch", type=int, default=4, help="clips per forward in the comparison")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per thread count in the comparison")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts of the comparison")
     args = parser.parse_args()
     if args.pytorch_i3d_dir:
         print("what,config,value,unit")
-        for row in compare_rows(args.pytorch_i3d_dir, args.compare_batch, args.rounds):
-            print(",".join(str(v) for v in row), flush=True)
+        for n in args.threads:  # rows as soon as each thread count is done
+            for row in compare_rows(args.pytorch_i3d_dir, args.compare_batch, args.rounds, (n,)):
+                print(",".join(str(v) for v in row), flush=True)
         if args.compare_only:
             return
     device = torch.device(args.device)

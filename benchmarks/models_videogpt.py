@@ -230,15 +230,17 @@ def main() -> None:
     parser.add_argument("--official-only", action="store_true", help="only the rows against the official VQ-VAE")
     parser.add_argument("--official-configs", nargs="+", default=list(OFFICIAL_CONFIGS), choices=list(OFFICIAL_CONFIGS))
     parser.add_argument("--official-steps", type=int, default=5, help="timed step pairs per config and thread count")
+    parser.add_argument("--official-threads", type=int, nargs="+", default=[1, 2], help="thread counts")
     args = parser.parse_args()
     print("what,config,value,unit")
     if not args.official_only:
         for row in rows(args.threads, args.device, tuple(args.lengths), args.samples):
             print(",".join(str(v) for v in row), flush=True)
     if args.videogpt_dir:
-        configs = {k: OFFICIAL_CONFIGS[k] for k in args.official_configs}
-        for row in official_rows(args.videogpt_dir, args.official_steps, configs=configs):
-            print(",".join(str(v) for v in row), flush=True)
+        for key in args.official_configs:  # rows as soon as each config and thread count is done
+            for n in args.official_threads:
+                for row in official_rows(args.videogpt_dir, args.official_steps, (n,), {key: OFFICIAL_CONFIGS[key]}):
+                    print(",".join(str(v) for v in row), flush=True)
     else:
         print("no --videogpt-dir / VIDEOGPT_DIR: skipping the rows against the official VQ-VAE", file=sys.stderr)
 
