@@ -15,7 +15,9 @@ The noise level (and an optional class, with a null class for classifier-free gu
 embedding that scales and shifts every residual block. The U-Net takes and returns `(B, C, T, H, W)`; inside, since
 every layer but temporal attention acts on frames independently, activations are held as `(B*T, C, H, W)`: a
 1x3x3 3-D convolution is then exactly a 3x3 2-D convolution and per-frame GroupNorm is plain GroupNorm, which
-avoids a transpose around every normalization (about 15% of a CPU training step).
+avoids a transpose around every normalization (about 15% of a CPU training step). They are also channels-last in
+memory, so that attention's q, k and v are views PyTorch's fused attention kernel accepts (see `SpatialAttention`,
+`TemporalAttention`) and 1x1 convolutions are plain matrix products over pixels.
 """
 
 from __future__ import annotations
