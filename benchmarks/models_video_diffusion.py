@@ -240,7 +240,7 @@ LABELS = {
 
 
 def config_rows(m: Config, device: str, threads: int, steps: int, peer_path: str | None, timeout: float,
-                have_theirs: bool) -> list[tuple]:
+                have_theirs: bool, measure: bool = True) -> list[tuple]:
     keys = ["ours", "ours-matched"] + (["lucidrains"] if have_theirs else [])
     where = f"{m.name()} {device}" + (f" {threads} thread(s)" if device == "cpu" else "")
     out: list[tuple] = []
@@ -255,15 +255,15 @@ def config_rows(m: Config, device: str, threads: int, steps: int, peer_path: str
             out.append(("train step FAILED", config, timed[key], "reason"))
             continue
         out.append(("train step", config, round(1000 * statistics.median(timed[key]), 1), "ms"))
-        stats = _run(_measure, (key, m, device), peer_path, threads, timeout)
+        stats = _run(_measure, (key, m, device), peer_path, threads, timeout) if measure else {"error": "skipped"}
         if "error" in stats:
             out.append(("sampling/memory FAILED", config, stats["error"], "reason"))
-            continue
-        out += [
-            ("sampling", config + f" {m.sampling_steps} steps", round(stats["samples_per_s"], 4), "videos/s"),
-            ("parameters", config, stats["params"], "count"),
-            ("peak memory (2 training steps, above model build)", config, round(stats["peak_mb"], 1), "MiB"),
-        ]
+        else:
+            out += [
+                ("sampling", config + f" {m.sampling_steps} steps", round(stats["samples_per_s"], 4), "videos/s"),
+                ("parameters", config, stats["params"], "count"),
+                ("peak memory (2 training steps, above model build)", config, round(stats["peak_mb"], 1), "MiB"),
+            ]
         if key != "lucidrains" and have_theirs and isinstance(timed.get("lucidrains"), list):
             ratios = [a / b for a, b in zip(timed[key], timed["lucidrains"])]  # step by step, same load
             out.append((f"train step ratio {key}/lucidrains (median of per-step ratios)", where,
@@ -272,7 +272,7 @@ def config_rows(m: Config, device: str, threads: int, steps: int, peer_path: str
 
 
 def rows(steps: int = 3, device: str = "cpu", threads: tuple[int, ...] = (1,), configs: tuple[str, ...] = ("small",),
-         peer_path: str | None = None, timeout: float = 1800.0) -> list[tuple]:
+         peer_path: str | None = None, timeout: float = 1800.0, measure: bool = True) -> list[tuple]:
     peer_path = peer_path or os.environ.get("VIDEO_DIFFUSION_PYTORCH_PATH")
     if peer_path:
         sys.path.insert(0, peer_path)
@@ -283,7 +283,7 @@ def rows(steps: int = 3, device: str = "cpu", threads: tuple[int, ...] = (1,), c
     out = []
     for name in configs:
         for n in threads:
-            out += config_rows(CONFIGS[name], device, n, steps, peer_path, timeout, have_theirs)
+            out += config_rows(CONFIGS[name], device, n, steps, peer_path, timeout, have_theirs, measure)
     return out
 
 
@@ -296,9 +296,12 @@ def main() -> None:
     parser.add_argument("--peer-path", default=None,
                         help="directory holding video_diffusion_pytorch (env VIDEO_DIFFUSION_PYTORCH_PATH)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed to each child process")
+    parser.add_argument("--steps-only", action="store_true", help="only the interleaved training steps (no sampling "
+                        "rate, parameters or memory: one fresh child per U-Net less)")
     args = parser.parse_args()
     print("what,config,value,unit", flush=True)
-    for row in rows(args.steps, args.device, tuple(args.threads), tuple(args.configs), args.peer_path, args.timeout):
+    for row in rows(args.steps, args.device, tuple(args.threads), tuple(args.configs), args.peer_path, args.timeout,
+                    not args.steps_only):
         print(",".join(str(v) for v in row), flush=True)
 
 
