@@ -1,15 +1,30 @@
-"""Video diffusion speed on CPU (or GPU), ours against `video-diffusion-pytorch` (lucidrains) at a matched config.
+"""Video diffusion speed on CPU (or GPU), ours against `video-diffusion-pytorch` (lucidrains), at two configs.
 
-Both U-Nets get the same base channels, channel multipliers, blocks per level, frames, resolution and batch (and
-the same attention head width and conditioning-MLP width); each training step is one forward + backward + Adam step
-on a random batch (ours also updates its EMA, theirs does not). Training steps are timed in one process with the
-implementations alternating step by step, so that load from other processes (the machine may be shared) hits all
-alike; medians are reported. Sampling rate and memory come from one fresh process per implementation and round.
-`video-diffusion-pytorch` is not a dependency of the zoo: `pip install video-diffusion-pytorch` to get the
-comparison rows (it imports torchvision only for its image-folder Trainer; where torchvision cannot be imported, a
-stub stands in for it, which the U-Net and diffusion classes never touch).
+Configs (`CONFIGS`): "small" (batch 2, 8x32x32, 32 channels, multipliers 1-2-4) and "realistic" (batch 2, 16x64x64,
+64 channels, multipliers 1-2-4-8, our attention at 32 and 16 pixels plus the middle block). At each, three U-Nets:
+ours at the same hyper-parameters as theirs (base channels, multipliers, 2 blocks per level, frames, resolution,
+batch, attention head width, conditioning MLP of 4 x base channels in 2 layers), ours narrowed to their parameter
+count, and theirs. Fairness: neither side uses dropout (ours is built with dropout 0; theirs has none) and neither
+updates an EMA inside the timed step; both use Adam (ours: its `configure_optimizers`, fused; theirs: plain Adam,
+lr 3e-4, betas 0.9/0.99); both sample with the same number of ancestral steps; threads are set in every child.
+Their U-Net has more attention than ours: linear spatial attention and full temporal attention at every level,
+full spatial attention in the middle; ours has full spatial + temporal attention at the listed resolutions and the
+middle (the paper's placement), and one more residual block per level on the way up (DDPM's U-Net).
 
-    python benchmarks/models_video_diffusion.py [--rounds 3] [--steps 5] [--device cpu] [--threads 1]
+Training steps are timed in one child process with the U-Nets alternating step by step, so that load from other
+processes (the machine may be shared) hits all alike; rows give medians and the median of per-step ratios.
+Sampling rate and peak memory come from one fresh child per U-Net. Every child is time-bound (`--timeout`): a
+side that fails, dies or hangs gives a row with the reason instead of stalling the run.
+
+`video-diffusion-pytorch` is not a dependency of the zoo, and `pip install video-diffusion-pytorch` would replace
+torch and torchvision here (its torchvision pin pulls a CUDA wheel that breaks torchmetrics). Install it without
+its dependencies, beside the environment or into it:
+
+    pip install --no-deps --target /tmp/vdp video-diffusion-pytorch einops-exts rotary-embedding-torch
+    python benchmarks/models_video_diffusion.py --peer-path /tmp/vdp [--configs small realistic] [--threads 1 2]
+
+(its other imports, einops, tqdm and Pillow, are zoo dependencies already; torchvision is only used by its image
+Trainer, so where it cannot be imported a stub stands in for it, installed after the zoo is imported).
 
 Prints CSV rows `what,config,value,unit`; `rows()` returns them for `benchmarks/models.py`.
 """
@@ -19,10 +34,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import multiprocessing as mp
+import os
+import queue as queue_module
 import resource
 import statistics
 import sys
 import time
+import traceback
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,35 +52,42 @@ sys.path.insert(0, str(REPO))
 
 
 @dataclass(frozen=True)
-class Matched:
-    """The shared small config."""
+class Config:
+    """One comparison config (both sides)."""
 
-    base_channels: int = 32
-    channel_mults: tuple[int, ...] = (1, 2, 4)
+    base_channels: int
+    channel_mults: tuple[int, ...]
+    frames: int
+    resolution: int
+    batch: int
+    head_dim: int  # ours: channels per head; theirs: attn_dim_head (with 4 heads)
+    attention: tuple[int, ...]  # our attention resolutions (pixels), besides the middle block
+    matched_channels: int  # our base channels at (about) their parameter count
+    sampling_steps: int
     blocks_per_level: int = 2
-    frames: int = 8
-    resolution: int = 32
-    batch: int = 2
-    head_dim: int = 32
-    emb_dim: int = 128  # lucidrains: time embedding = 4 x base channels, 2 linear layers
-    sampling_steps: int = 16
 
     def name(self) -> str:
         return (f"b{self.batch} {self.frames}x{self.resolution}^2 ch{self.base_channels} "
                 f"mults{'-'.join(map(str, self.channel_mults))} blocks{self.blocks_per_level}")
 
 
+CONFIGS = {
+    "small": Config(32, (1, 2, 4), 8, 32, 2, 32, (16, 8), 24, 16),
+    "realistic": Config(64, (1, 2, 4, 8), 16, 64, 2, 64, (32, 16), 48, 4),
+}
+
+
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _ours(m: Matched, device: str, attention: tuple[int, ...]):
+def _ours(m: Config, device: str, channels: int):
     from zoo.models.base import VideoSpec
     from zoo.models.video_diffusion import VideoDiffusion, VideoDiffusionConfig
 
     config = VideoDiffusionConfig(
-        base_channels=m.base_channels, channel_mults=m.channel_mults, blocks_per_level=m.blocks_per_level,
-        attention_resolutions=attention, head_dim=m.head_dim, emb_dim=m.emb_dim, emb_layers=2,
+        base_channels=channels, channel_mults=m.channel_mults, blocks_per_level=m.blocks_per_level,
+        attention_resolutions=m.attention, head_dim=m.head_dim, emb_dim=4 * channels, emb_layers=2, dropout=0.0,
         sampling_steps=m.sampling_steps, sampler="ancestral",
     )
     model = VideoDiffusion(config, VideoSpec(3, m.frames, m.resolution, 0)).to(device)
@@ -73,7 +98,6 @@ def _ours(m: Matched, device: str, attention: tuple[int, ...]):
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        model.ema.update(model.unet)
 
     def sample():
         return model.sample(m.batch)
@@ -91,6 +115,8 @@ class _Stub(types.ModuleType):
 
 
 def _stub_torchvision() -> None:
+    import zoo.models.video_diffusion  # noqa: F401 - first, so Lightning / torchmetrics never see the stub
+
     try:
         import torchvision  # noqa: F401
     except Exception:  # noqa: BLE001 - missing or built for another torch: only its Trainer would need it
@@ -102,7 +128,7 @@ def _stub_torchvision() -> None:
                             "torchvision.utils": stub.utils})
 
 
-def _theirs(m: Matched, device: str):
+def _theirs(m: Config, device: str):
     _stub_torchvision()
     import video_diffusion_pytorch.video_diffusion_pytorch as lucidrains
     from video_diffusion_pytorch.video_diffusion_pytorch import GaussianDiffusion, Unet3D
@@ -127,121 +153,158 @@ def _theirs(m: Matched, device: str):
     return unet, step, sample
 
 
-def _measure(which: str, m: Matched, device: str, steps: int, attention: tuple[int, ...], threads: int, out) -> None:
-    """Runs in a child process: step time (median of `steps` after 2 warm-up steps), samples/s, params, memory."""
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    net, step, sample = _ours(m, device, attention) if which == "ours" else _theirs(m, device)
+def _build(key: str, m: Config, device: str):
+    if key == "lucidrains":
+        return _theirs(m, device)
+    return _ours(m, device, m.matched_channels if key == "ours-matched" else m.base_channels)
+
+
+def _child(job, peer_path: str | None, threads: int, out, *args) -> None:
+    """Child entry: runs `job(*args)` and puts its result, or {"error": ...}."""
+    try:
+        if peer_path:
+            sys.path.insert(0, peer_path)
+        torch.set_num_threads(threads)
+        torch.manual_seed(0)
+        out.put(job(*args))
+    except BaseException as e:  # noqa: BLE001 - reported as a row by the parent
+        out.put({"error": f"{type(e).__name__}: {e}".splitlines()[0][:200], "trace": traceback.format_exc()})
+
+
+def _measure(key: str, m: Config, device: str) -> dict:
+    """Sampling rate, parameters and peak memory of one U-Net (after 1 warm-up + 1 measured training step)."""
+    net, step, sample = _build(key, m, device)
     videos = torch.rand(m.batch, 3, m.frames, m.resolution, m.resolution, device=device) * 2 - 1
     base_rss = _rss_mb()
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    times = []
-    for i in range(steps + 2):
-        start = time.perf_counter()
+    for _ in range(2):
         step(videos)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        if i >= 2:
-            times.append(time.perf_counter() - start)
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else _rss_mb() - base_rss
-    sample()  # warm-up
     start = time.perf_counter()
     with torch.no_grad():
         sample()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    out.put({
-        "step_ms": 1000 * statistics.median(times),
-        "samples_per_s": m.batch / (time.perf_counter() - start),
-        "params": sum(p.numel() for p in net.parameters()),
-        "peak_mb": peak,
-    })
+    return {"samples_per_s": m.batch / (time.perf_counter() - start),
+            "params": sum(p.numel() for p in net.parameters()), "peak_mb": peak}
 
 
-def _interleaved(variants: dict, m: Matched, device: str, steps: int, threads: int, out) -> None:
-    """Runs in a child process: every variant built side by side, their training steps alternating, so that load
-    from other processes hits all alike. Puts {variant: [step seconds]}."""
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    steppers = {k: (_theirs(m, device) if k == "lucidrains" else _ours(m, device, a))[1] for k, a in variants.items()}
+def _interleaved(keys: list[str], m: Config, device: str, steps: int) -> dict:
+    """Every U-Net built side by side, their training steps alternating; {key: [step seconds]}."""
+    steppers = {k: _build(k, m, device)[1] for k in keys}
     videos = torch.rand(m.batch, 3, m.frames, m.resolution, m.resolution, device=device) * 2 - 1
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    for i in range(steps + 2):
+    times: dict[str, list[float]] = {k: [] for k in keys}
+    for i in range(steps + 1):  # one warm-up round
         for key, step in steppers.items():
             start = time.perf_counter()
             step(videos)
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
-            if i >= 2:
+            if i:
                 times[key].append(time.perf_counter() - start)
-    out.put(times)
+    return times
 
 
-def _run(which, m, device, steps, attention, threads):
+def _run(job, args: tuple, peer_path: str | None, threads: int, timeout: float) -> dict:
+    """`job(*args)` in a fresh spawned child, at most `timeout` seconds; {"error": reason} when it fails."""
     context = mp.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=_measure, args=(which, m, device, steps, attention, threads, queue))
+    out = context.Queue()
+    process = context.Process(target=_child, args=(job, peer_path, threads, out, *args), daemon=True)
     process.start()
-    result = queue.get()
-    process.join()
+    deadline = time.monotonic() + timeout
+    result = None
+    while result is None:
+        try:
+            result = out.get(timeout=min(5.0, max(0.1, deadline - time.monotonic())))
+        except queue_module.Empty:
+            if not process.is_alive():
+                result = {"error": f"child died with exit code {process.exitcode}"}
+            elif time.monotonic() > deadline:
+                result = {"error": f"timed out after {timeout:.0f} s"}
+    if process.is_alive():
+        process.join(timeout=10)
+    if process.is_alive():
+        process.kill()
+        process.join()
+    if "error" in result and "trace" in result:
+        print(result["trace"], file=sys.stderr)
     return result
 
 
-def rows(rounds: int = 3, steps: int = 5, device: str = "cpu", threads: int = 1) -> list[tuple]:
-    m = Matched()
+LABELS = {
+    "ours": "video_diffusion (same hyper-parameters)",
+    "ours-matched": "video_diffusion (narrowed to their parameter count)",
+    "lucidrains": "video-diffusion-pytorch 0.7 Unet3D",
+}
+
+
+def config_rows(m: Config, device: str, threads: int, steps: int, peer_path: str | None, timeout: float,
+                have_theirs: bool, measure: bool = True) -> list[tuple]:
+    keys = ["ours", "ours-matched"] + (["lucidrains"] if have_theirs else [])
+    where = f"{m.name()} {device}" + (f" {threads} thread(s)" if device == "cpu" else "")
+    out: list[tuple] = []
+    timed = _run(_interleaved, (keys, m, device, steps), peer_path, threads, timeout)
+    if "error" in timed:  # one side failed: time the sides apart, so the others still give rows
+        for key in keys:
+            alone = _run(_interleaved, ([key], m, device, steps), peer_path, threads, timeout)
+            timed[key] = alone.get(key, alone.get("error"))
+    for key in keys:
+        config = f"{LABELS[key]} {where}" + (f" ch{m.matched_channels}" if key == "ours-matched" else "")
+        if isinstance(timed.get(key), str):
+            out.append(("train step FAILED", config, timed[key], "reason"))
+            continue
+        out.append(("train step", config, round(1000 * statistics.median(timed[key]), 1), "ms"))
+        stats = _run(_measure, (key, m, device), peer_path, threads, timeout) if measure else {}
+        if not stats:
+            pass
+        elif "error" in stats:
+            out.append(("sampling/memory FAILED", config, stats["error"], "reason"))
+        else:
+            out += [
+                ("sampling", config + f" {m.sampling_steps} steps", round(stats["samples_per_s"], 4), "videos/s"),
+                ("parameters", config, stats["params"], "count"),
+                ("peak memory (2 training steps, above model build)", config, round(stats["peak_mb"], 1), "MiB"),
+            ]
+        if key != "lucidrains" and have_theirs and isinstance(timed.get("lucidrains"), list):
+            ratios = [a / b for a, b in zip(timed[key], timed["lucidrains"])]  # step by step, same load
+            out.append((f"train step ratio {key}/lucidrains (median of per-step ratios)", where,
+                        round(statistics.median(ratios), 3), "x"))
+    return out
+
+
+def rows(steps: int = 3, device: str = "cpu", threads: tuple[int, ...] = (1,), configs: tuple[str, ...] = ("small",),
+         peer_path: str | None = None, timeout: float = 1800.0, measure: bool = True) -> list[tuple]:
+    peer_path = peer_path or os.environ.get("VIDEO_DIFFUSION_PYTORCH_PATH")
+    if peer_path:
+        sys.path.insert(0, peer_path)
     have_theirs = importlib.util.find_spec("video_diffusion_pytorch") is not None
     if not have_theirs:
-        print("video-diffusion-pytorch is not installed: skipping the lucidrains comparison rows "
-              "(pip install video-diffusion-pytorch)", file=sys.stderr)
-    variants = {"ours": (16, 8), "ours-attn-all": (32, 16, 8)}  # paper-like (no attention at the top level) and all
-    if have_theirs:
-        variants["lucidrains"] = ()
-    results: dict[str, list[dict]] = {k: [] for k in variants}
-    for _ in range(rounds):  # memory, sampling rate, parameters: one process per variant and round
-        for key, attention in variants.items():
-            results[key].append(_run("theirs" if key == "lucidrains" else "ours", m, device, 1, attention, threads))
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=_interleaved, args=(variants, m, device, rounds * steps, threads, queue))
-    process.start()
-    step_times = queue.get()
-    process.join()
+        print("video-diffusion-pytorch is not importable: skipping its rows (see this script's docstring to install "
+              "it without replacing torch)", file=sys.stderr)
     out = []
-    labels = {
-        "ours": "video_diffusion (attention at 16, 8 + middle)",
-        "ours-attn-all": "video_diffusion (attention at 32, 16, 8 + middle)",
-        "lucidrains": "video-diffusion-pytorch 0.7 Unet3D (linear attn all levels, temporal all levels)",
-    }
-    for key, runs in results.items():
-        config = f"{labels[key]} {m.name()} {device}" + (f" {threads} thread(s)" if device == "cpu" else "")
-
-        def median(field: str, runs: list[dict] = runs) -> float:
-            return statistics.median(r[field] for r in runs)
-
-        out += [
-            ("train step", config, round(1000 * statistics.median(step_times[key]), 1), "ms"),
-            ("sampling", config + f" {m.sampling_steps} steps", round(median("samples_per_s"), 3), "videos/s"),
-            ("parameters", config, runs[0]["params"], "count"),
-            ("peak memory (training, above model build)", config, round(median("peak_mb"), 1), "MiB"),
-        ]
-    if have_theirs:
-        ratios = [a / b for a, b in zip(step_times["ours"], step_times["lucidrains"])]  # step by step, same load
-        out.append(("train step ratio ours/lucidrains (median of per-step ratios)", m.name(),
-                    round(statistics.median(ratios), 3), "x"))
+    for name in configs:
+        for n in threads:
+            out += config_rows(CONFIGS[name], device, n, steps, peer_path, timeout, have_theirs, measure)
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="alternating measurement rounds (median reported)")
-    parser.add_argument("--steps", type=int, default=5, help="timed training steps per round, after 2 warm-up")
+    parser.add_argument("--steps", type=int, default=3, help="timed training-step rounds, after 1 warm-up round")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads per measurement (1: steadiest when shared)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1], help="CPU threads per child")
+    parser.add_argument("--configs", nargs="+", default=["small"], choices=list(CONFIGS))
+    parser.add_argument("--peer-path", default=None,
+                        help="directory holding video_diffusion_pytorch (env VIDEO_DIFFUSION_PYTORCH_PATH)")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed to each child process")
+    parser.add_argument("--steps-only", action="store_true", help="only the interleaved training steps (no sampling "
+                        "rate, parameters or memory: one fresh child per U-Net less)")
     args = parser.parse_args()
-    print("what,config,value,unit")
-    for row in rows(args.rounds, args.steps, args.device, args.threads):
-        print(",".join(str(v) for v in row))
+    print("what,config,value,unit", flush=True)
+    for row in rows(args.steps, args.device, tuple(args.threads), tuple(args.configs), args.peer_path, args.timeout,
+                    not args.steps_only):
+        print(",".join(str(v) for v in row), flush=True)
 
 
 if __name__ == "__main__":

@@ -12,19 +12,15 @@ import math
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
-# For each axis: how a (B, C, T, H, W) map becomes a batch of sequences along that axis, and back.
-_TO_SEQUENCES = {
-    "t": "b c t h w -> (b h w) t c",
-    "h": "b c t h w -> (b t w) h c",
-    "w": "b c t h w -> (b t h) w c",
-}
-_FROM_SEQUENCES = {
-    "t": "(b h w) t c -> b c t h w",
-    "h": "(b t w) h c -> b c t h w",
-    "w": "(b t h) w c -> b c t h w",
+# For each axis: how rows `(B, T, H, W, C)` (a channels-last map) view as the 4-D `(batch, heads, length, head dim)`
+# operands of fused attention, without a copy: the heads of every line along the axis are folded into one batch-like
+# axis, and the one reshape is of dimensions that are adjacent in memory. Inverse: transpose(1, 2), then reshape.
+_AS_SEQUENCES = {
+    "t": lambda r, nh, d: r.reshape(r.shape[0], r.shape[1], -1, d).transpose(1, 2),  # (B, H W nh, T, d)
+    "h": lambda r, nh, d: r.reshape(-1, r.shape[2], r.shape[3] * nh, d).transpose(1, 2),  # (B T, W nh, H, d)
+    "w": lambda r, nh, d: r.reshape(-1, r.shape[3], nh, d).transpose(1, 2),  # (B T H, nh, W, d)
 }
 
 
@@ -41,7 +37,7 @@ class AxialSelfAttention(nn.Module):
         super().__init__()
         if channels % heads:
             raise ValueError(f"channels {channels} must be divisible by heads {heads}")
-        if axis not in _TO_SEQUENCES:
+        if axis not in _AS_SEQUENCES:
             raise ValueError(f"axis must be one of t, h, w; got {axis!r}")
         self.heads, self.axis = heads, axis
         self.qkv = nn.Linear(channels, 3 * channels, bias=False)
@@ -50,12 +46,16 @@ class AxialSelfAttention(nn.Module):
         nn.init.normal_(self.out.weight, std=1.0 / math.sqrt(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, t, h, w = x.shape
-        seq = rearrange(x, _TO_SEQUENCES[self.axis])  # (N, L, C): one sequence per line along the axis
-        q, k, v = rearrange(self.qkv(seq), "n l (three nh d) -> three n nh l d", three=3, nh=self.heads)
-        attended = F.scaled_dot_product_attention(q, k, v)  # (N, nh, L, d)
-        seq = self.out(rearrange(attended, "n nh l d -> n l (nh d)"))  # (N, L, C)
-        return rearrange(seq, _FROM_SEQUENCES[self.axis], b=b, t=t, h=h, w=w)
+        """x: `(B, C, T, H, W)` -> same shape (channels-last 3-D in and out is copy-free)."""
+        return self.rows(x.permute(0, 2, 3, 4, 1)).permute(0, 4, 1, 2, 3)
+
+    def rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """rows: `(B, T, H, W, C)` -> `(B, T, H, W, C)`: q, k and v come from three products with the slices of the
+        one q/k/v weight, so that each is a `(..., heads * head dim)` tensor the fused kernel reads in place."""
+        q, k, v = (F.linear(rows, weight) for weight in self.qkv.weight.chunk(3))  # each (B, T, H, W, C)
+        nh, d, as_sequences = self.heads, rows.shape[-1] // self.heads, _AS_SEQUENCES[self.axis]
+        attended = F.scaled_dot_product_attention(*(as_sequences(y, nh, d) for y in (q, k, v)))
+        return self.out(attended.transpose(1, 2).reshape(rows.shape))  # (B, T, H, W, C)
 
 
 class AxialAttention3d(nn.Module):
@@ -71,4 +71,5 @@ class AxialAttention3d(nn.Module):
         self.attentions = nn.ModuleList(AxialSelfAttention(channels, heads, axis) for axis in "thw")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return sum(attention(x) for attention in self.attentions)
+        rows = x.permute(0, 2, 3, 4, 1)  # (B, T, H, W, C): a view of a channels-last map
+        return sum(attention.rows(rows) for attention in self.attentions).permute(0, 4, 1, 2, 3)

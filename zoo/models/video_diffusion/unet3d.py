@@ -1,7 +1,7 @@
 """The factorized space-time 3-D U-Net of Video Diffusion Models (Ho et al. 2022, Sec. 3, Fig. 1).
 
-A 2-D DDPM U-Net (Ho et al. 2020; BigGAN-style residual blocks with scale-shift conditioning as in the Google
-diffusion code) made 3-D by factorizing space and time:
+A 2-D DDPM U-Net (Ho et al. 2020; DDPM residual blocks, GroupNorm-SiLU-conv with scale-shift conditioning as in
+the Google diffusion code, resampling by separate layers) made 3-D by factorizing space and time:
 
 * every 3x3 convolution becomes a 1x3x3 convolution (space only);
 * every spatial attention block (attention over H*W, frames as batch) is followed by a temporal attention block
@@ -15,7 +15,9 @@ The noise level (and an optional class, with a null class for classifier-free gu
 embedding that scales and shifts every residual block. The U-Net takes and returns `(B, C, T, H, W)`; inside, since
 every layer but temporal attention acts on frames independently, activations are held as `(B*T, C, H, W)`: a
 1x3x3 3-D convolution is then exactly a 3x3 2-D convolution and per-frame GroupNorm is plain GroupNorm, which
-avoids a transpose around every normalization (about 15% of a CPU training step).
+avoids a transpose around every normalization (about 15% of a CPU training step). They are also channels-last in
+memory, so that attention's q, k and v are views PyTorch's fused attention kernel accepts (see `SpatialAttention`,
+`TemporalAttention`) and 1x1 convolutions are plain matrix products over pixels.
 """
 
 from __future__ import annotations
@@ -54,6 +56,19 @@ def space_conv(c_in: int, c_out: int) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)
 
 
+def pointwise_rows(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution of `[N, C, H, W]` as one matrix product over pixels, returning rows `[N, H, W, C_out]`.
+
+    For a channels-last map the permute is free and no im2col runs; the weights stay a Conv2d's (checkpoints
+    unchanged)."""
+    return F.linear(x.permute(0, 2, 3, 1), conv.weight.flatten(1), conv.bias)
+
+
+def rows_to_map(rows: torch.Tensor) -> torch.Tensor:
+    """Rows `[N, H, W, C]` as the channels-last map `[N, C, H, W]` (a view)."""
+    return rows.permute(0, 3, 1, 2)
+
+
 class ResBlock(nn.Module):
     """GroupNorm-SiLU-conv, scale-shift by the conditioning embedding, GroupNorm-SiLU-dropout-conv, plus a skip.
 
@@ -70,7 +85,7 @@ class ResBlock(nn.Module):
         self.conv1 = space_conv(c_in, c_out)
         self.emb = nn.Linear(emb_dim, 2 * c_out)  # -> (scale, shift)
         self.norm2 = frame_norm(groups, c_out)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()  # no mask drawn when off
         self.conv2 = zero_init(space_conv(c_out, c_out))
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
@@ -80,11 +95,18 @@ class ResBlock(nn.Module):
         scale, shift = rearrange(self.emb(F.silu(emb)), "bt (two c) -> two bt c 1 1", two=2)
         h = self.norm2(h) * (1 + scale) + shift
         h = self.conv2(self.dropout(F.silu(h)))
-        return self.skip(x) + h
+        skip = rows_to_map(pointwise_rows(self.skip, x)) if isinstance(self.skip, nn.Conv2d) else x
+        return skip + h
 
 
 class SpatialAttention(nn.Module):
-    """Multi-head self-attention over the H*W positions of each frame (frames as batch), residual."""
+    """Multi-head self-attention over the H*W positions of each frame (frames as batch), residual.
+
+    The U-Net runs channels-last (see `UNet3D.forward`), so the 1x1 q/k/v projection writes `(B*T, H, W, 3C)` rows
+    and q, k, v are views with each head's channels contiguous: PyTorch's fused (flash) CPU attention kernel accepts
+    them, where channels-first q/k/v (head dim strided by H*W) fall back to the "math" path, which also
+    materializes the (H*W)^2 attention matrix.
+    """
 
     def __init__(self, channels: int, head_dim: int, groups: int):
         super().__init__()
@@ -94,12 +116,13 @@ class SpatialAttention(nn.Module):
         self.out = zero_init(nn.Conv2d(channels, channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: `[B*T, C, H, W]`."""
+        """x: `[B*T, C, H, W]` (channels-last is fastest)."""
         h, w = x.shape[2:]
-        q, k, v = rearrange(self.qkv(self.norm(x)), "bt (three n d) h w -> three bt n (h w) d", three=3, n=self.heads)
+        qkv = pointwise_rows(self.qkv, self.norm(x))  # (B*T, H, W, 3C)
+        q, k, v = rearrange(qkv, "bt h w (three n d) -> three bt n (h w) d", three=3, n=self.heads)
         y = F.scaled_dot_product_attention(q, k, v)  # (B*T, heads, H*W, head_dim)
-        y = rearrange(y, "bt n (h w) d -> bt (n d) h w", h=h, w=w)
-        return x + self.out(y)
+        y = rearrange(y, "bt n (h w) d -> bt h w (n d)", h=h, w=w)
+        return x + rows_to_map(F.linear(y, self.out.weight.flatten(1), self.out.bias))
 
 
 class RelativePositionBias(nn.Module):
@@ -140,22 +163,34 @@ class TemporalAttention(nn.Module):
         self.out = zero_init(nn.Conv2d(channels, channels, 1))
 
     def attention_bias(self, positions: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
-        """Additive attention bias `[heads, T, T]`: relative positions, and -inf where `allowed` is False."""
+        """Additive attention bias `[heads, T, T]`: relative positions, and -inf where `allowed` is False (the
+        reference form of what `forward` computes)."""
         bias = self.position_bias(positions)
         if allowed is not None:
             bias = bias.masked_fill(~allowed, float("-inf"))
         return bias
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
-        """x: `[B*T, C, H, W]`; positions: long `[T]` frame times; allowed: bool `[T, T]` (query i may see key j)."""
+        """x: `[B*T, C, H, W]`; positions: long `[T]` frame times; allowed: bool `[T, T]` (query i may see key j).
+
+        The learned bias needs a gradient, and PyTorch's fused CPU attention takes no additive mask that does, so
+        the bias rides inside the dot product instead: with q' = [q / sqrt(d), onehot(i)], k' = [k, bias[:, j]] and
+        v' = [v, 0], q'.k' = q.k / sqrt(d) + bias[i, j] exactly (up to float rounding), and the gradient reaches
+        the bias table through k'. The joint-training mask, which needs none, goes in as a boolean mask. Building
+        q', k', v' is the one copy that gathers each pixel's frames anyway.
+        """
         t = positions.shape[0]
-        h, w = x.shape[2:]
-        qkv = rearrange(self.qkv(self.norm(x)), "(b t) (three n d) h w -> three (b h w) n t d", t=t, three=3,
-                        n=self.heads)
-        bias = self.attention_bias(positions, allowed).to(qkv.dtype)
-        y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias)  # (B*H*W, heads, T, head_dim)
-        y = rearrange(y, "(b h w) n t d -> (b t) (n d) h w", h=h, w=w)
-        return x + self.out(y)
+        qkv = rearrange(pointwise_rows(self.qkv, self.norm(x)), "(b t) h w (three n d) -> three b h w n t d", t=t,
+                        three=3, n=self.heads)  # views
+        b, h, w, n, _, d = qkv.shape[1:]
+        bias = self.position_bias(positions).to(qkv.dtype)  # (heads, T query, T key)
+        onehot = torch.eye(t, dtype=qkv.dtype, device=qkv.device).expand(b, h, w, n, t, t)
+        q = torch.cat([qkv[0] * d**-0.5, onehot], dim=-1).view(b * h * w, n, t, d + t)
+        k = torch.cat([qkv[1], bias.transpose(1, 2).expand(b, h, w, n, t, t)], dim=-1).view(b * h * w, n, t, d + t)
+        v = torch.cat([qkv[2], onehot.new_zeros(()).expand(b, h, w, n, t, t)], dim=-1).view(b * h * w, n, t, d + t)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=1.0)  # (B*H*W, heads, T, d + T)
+        y = rearrange(y[..., :d], "(b h w) n t d -> (b t) h w (n d)", h=h, w=w)
+        return x + rows_to_map(F.linear(y, self.out.weight.flatten(1), self.out.bias))
 
 
 class SpaceTimeAttention(nn.Module):
@@ -321,7 +356,9 @@ class UNet3D(nn.Module):
             positions = torch.arange(t, device=z.device)
         allowed = temporal_mask(t, video_frames, z.device)
         emb = repeat(self.embed(noise_level, labels), "b d -> (b t) d", t=t)
-        h = self.stem(rearrange(z, "b c t h w -> (b t) c h w"))
+        # Channels-last from here on: attention's q/k/v become per-head contiguous views (see SpatialAttention), and
+        # oneDNN's CPU convolutions and GroupNorm have channels-last kernels.
+        h = self.stem(rearrange(z, "b c t h w -> (b t) c h w").contiguous(memory_format=torch.channels_last))
         skips = [h]
         for layers in self.down:
             h = self._run(layers, h, emb, positions, allowed)
@@ -329,7 +366,7 @@ class UNet3D(nn.Module):
         h = self._run(self.middle, h, emb, positions, allowed)
         for layers in self.up:
             h = self._run(layers, torch.cat([h, skips.pop()], dim=1), emb, positions, allowed)
-        return rearrange(self.head(h), "(b t) c h w -> b c t h w", b=b)
+        return rearrange(self.head(h), "(b t) c h w -> b c t h w", b=b).contiguous()
 
     @staticmethod
     def _run(layers: nn.ModuleList, h, emb, positions, allowed) -> torch.Tensor:

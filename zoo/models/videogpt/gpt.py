@@ -377,7 +377,7 @@ class VideoGPT(VideoGenerativeModel):
         experiment = getattr(self, "_run_experiment", None) or self.experiment
         steps = max(1, c.cosine_steps or int(experiment.get("train", {}).get("max_steps", 200_000)))
         params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2))
+        optimizer = torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2), fused=True)
 
         def cosine(step: int) -> float:  # CosineAnnealingLR(T_max=steps, eta_min=0) in closed form
             return 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / steps))

@@ -73,27 +73,32 @@ class VQVAEConfig:
 
 class SamePadConv3d(nn.Module):
     """3-D convolution whose output is `input / stride` per axis: the input is padded by `kernel - stride` (the
-    larger half in front), so every stride works with an even kernel."""
+    larger half in front), so every stride works with an even kernel. Where that padding is symmetric (odd kernels
+    at stride 1, kernel 4 at stride 2) the convolution pads natively, without copying its input; only the
+    asymmetric remainder (kernel 4 on a stride-1 axis) goes through `F.pad`."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: tuple[int, int, int] = (1, 1, 1), bias=True):
         super().__init__()
-        self.pad = _same_padding(kernel, stride)
-        self.conv = nn.Conv3d(c_in, c_out, kernel, stride=stride, bias=bias)
+        native, self.pad = _split_padding(_same_padding(kernel, stride))
+        self.conv = nn.Conv3d(c_in, c_out, kernel, stride=stride, padding=native, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pad(x, self.pad))
+        return self.conv(F.pad(x, self.pad) if any(self.pad) else x)
 
 
 class SamePadConvTranspose3d(nn.Module):
-    """Transposed 3-D convolution whose output is `input * stride` per axis (the mirror of `SamePadConv3d`)."""
+    """Transposed 3-D convolution whose output is `input * stride` per axis (the mirror of `SamePadConv3d`): the
+    input padded as there, then a transposed convolution with padding `kernel - 1`. Input padding of p on both sides
+    of an axis equals `p * stride` less of the transposed convolution's padding, so the symmetric part is native."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: tuple[int, int, int]):
         super().__init__()
-        self.pad = _same_padding(kernel, stride)
-        self.conv = nn.ConvTranspose3d(c_in, c_out, kernel, stride=stride, padding=kernel - 1)
+        native, self.pad = _split_padding(_same_padding(kernel, stride))
+        padding = tuple(kernel - 1 - p * s for p, s in zip(native, stride))
+        self.conv = nn.ConvTranspose3d(c_in, c_out, kernel, stride=stride, padding=padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pad(x, self.pad))
+        return self.conv(F.pad(x, self.pad) if any(self.pad) else x)
 
 
 def _same_padding(kernel: int, stride: tuple[int, int, int]) -> tuple[int, ...]:
@@ -102,6 +107,14 @@ def _same_padding(kernel: int, stride: tuple[int, int, int]) -> tuple[int, ...]:
         total = kernel - s
         pad += [total - total // 2, total // 2]
     return tuple(pad)
+
+
+def _split_padding(pad: tuple[int, ...]) -> tuple[tuple[int, int, int], tuple[int, ...]]:
+    """`F.pad` amounts (last axis first) -> (native symmetric padding per axis (T, H, W), the `F.pad` remainder)."""
+    pairs = [(pad[i], pad[i + 1]) for i in range(0, len(pad), 2)]  # (before, after), W first
+    native = [min(pair) for pair in pairs]
+    remainder = tuple(p - n for pair, n in zip(pairs, native) for p in pair)
+    return tuple(reversed(native)), remainder
 
 
 def _strides(downsample: tuple[int, int, int]) -> list[tuple[int, int, int]]:
@@ -149,6 +162,9 @@ class Encoder(nn.Module):
         self.residual = _residual_stack(c)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Channels-last 3-D from here on (the decoder inherits it through the codebook): oneDNN's convolutions and
+        # BatchNorm have channels-last kernels, axial attention and the quantiser read the maps without copies.
+        x = x.contiguous(memory_format=torch.channels_last_3d)
         for down in self.downs:
             x = F.relu(down(x))
         return self.residual(self.conv_last(x))
@@ -365,7 +381,8 @@ class VideoGPTVQVAE(VideoGenerativeModel):
 
     def configure_optimizers(self):
         c = self.config
-        return torch.optim.Adam(self.parameters(), lr=c.lr, betas=(c.beta1, c.beta2))
+        # fused: one kernel for all parameters (CPU and GPU), the same update up to float rounding
+        return torch.optim.Adam(self.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), fused=True)
 
     def grid_videos(self, real, generator):
         """The sample grid shows reconstructions of the real clips (what stage 1 is judged by)."""
