@@ -2,6 +2,7 @@
 
 from zoo.models import (
     mocogan,  # noqa: F401
+    pixel,  # noqa: F401
     video_diffusion,  # noqa: F401
     videogpt,  # noqa: F401
 )
