@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from zoo.errors import ZooError
 from zoo.models.base import VideoGenerativeModel, VideoSpec
 from zoo.models.pixel.common import LEVELS, FrameDecoder
 from zoo.models.pixel.context import TemporalContext
@@ -131,7 +132,7 @@ class PixelVideoModel(VideoGenerativeModel):
         if not self.config.class_conditional:
             return None
         if labels is None or (labels < 0).any():
-            raise ValueError("this class-conditional model needs the clips' labels")
+            raise ZooError("this class-conditional model needs the clips' labels (got none or -1)")
         return labels
 
     # -- training -----------------------------------------------------------------------------------------------
@@ -226,4 +227,6 @@ class HeldOutBitsPerDim(pl.Callback):
                                                                        dtype=torch.float64)])
         if trainer.world_size > 1:
             torch.distributed.all_reduce(total)
-        pl_module.log("val/bpd", (total[0] / total[1]).float(), on_step=True, rank_zero_only=True)
+        if trainer.is_global_zero:  # straight to the loggers: `self.log` would repeat the value at every later step
+            for logger in trainer.loggers:
+                logger.log_metrics({"val/bpd": float(total[0] / total[1])}, step=pl_module.iteration - 1)
