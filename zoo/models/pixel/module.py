@@ -117,8 +117,11 @@ class PixelVideoModel(VideoGenerativeModel):
 
     def forward(self, videos: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Logits `(B, 256, C, T, H, W)` of every sub-pixel of `videos` `(B, C, T, H, W)` given the earlier ones."""
-        b = videos.shape[0]
-        x = from_levels(pixel_levels(videos))  # the network sees exactly the values it models
+        return self.logits_of(from_levels(pixel_levels(videos)), labels)  # the network sees the values it models
+
+    def logits_of(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """`forward` without the quantization, so that gradients w.r.t. the input exist (the causality tests)."""
+        b = x.shape[0]
         cond = self.context(x, self._labels(labels))  # (B, D, T, H, W)
         logits = self.decoder(rearrange(x, "b c t h w -> (b t) c h w"), rearrange(cond, "b d t h w -> (b t) d h w"))
         return rearrange(logits, "(b t) (c k) h w -> b k c t h w", b=b, k=LEVELS)
