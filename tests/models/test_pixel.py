@@ -136,8 +136,8 @@ def test_unconditional_model_ignores_labels_and_conditional_needs_labelled_data(
 
 
 def test_bad_sizes_and_context_are_rejected():
-    with pytest.raises(ValueError, match="multiples of 3"):
-        tiny("row_lstm", hidden=5)
+    with pytest.raises(ValueError, match="one feature block per colour"):
+        tiny("row_lstm", hidden=2)
     with pytest.raises(ValueError, match="convlstm"):
         tiny("row_lstm", context="lstm")
 
@@ -272,3 +272,11 @@ def test_learns_shapes_below_a_per_pixel_histogram(key, tmp_path):
     print(f"{key}: held-out {bpd:.3f} bits/dim, per-pixel histogram {histogram:.3f}")
     # measured (gated_pixelcnn, 400 steps, 2 shared CPU cores): 6.27 against a histogram of 6.45
     assert bpd < 7.0 and bpd < histogram, (bpd, histogram)
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_paper_default_networks_build(key):
+    """Defaults = the papers' sizes (256 / 1024 features split unevenly into R, G, B) at the UCF-101 setting."""
+    cls = MODELS.get(key)
+    model = cls(cls.config_class(), VideoSpec(3, 16, 64, 101))
+    assert model.decoder.head.logits.out_channels == 3 * 256

@@ -209,3 +209,9 @@ def test_context_that_sees_the_current_frame_is_caught(context):
     model.context.forward = lambda video, labels=None: original(torch.cat([video[:, :, 1:], video[:, :, -1:]], 2),
                                                                labels)
     assert violations(dependencies(model, inputs=1)) > 0
+
+
+@pytest.mark.parametrize("key", ["pixelcnn", "row_lstm"])
+def test_uneven_colour_groups_stay_causal(key):
+    """The papers' widths (256, 1024) do not divide by 3: colour blocks of unequal size must mask just as well."""
+    assert violations(dependencies(build(key, hidden=16, out_hidden=25), inputs=1)) == 0

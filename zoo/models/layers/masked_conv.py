@@ -20,9 +20,10 @@ from torch import nn
 
 
 def channel_groups(channels: int, groups: int, blocks: int = 1) -> torch.Tensor:
-    """The colour of each of `blocks * channels` channels: `blocks` repeats of `channels` split into `groups` runs."""
-    if channels % groups:
-        raise ValueError(f"{channels} channels cannot be split into {groups} colour groups")
+    """The colour of each of `blocks * channels` channels: `blocks` repeats of `channels` split into `groups`
+    contiguous runs (as equal as possible: the papers' 256 or 1024 features do not divide by 3)."""
+    if channels < groups:
+        raise ValueError(f"{channels} channels cannot hold {groups} colour groups")
     one = torch.arange(channels) * groups // channels  # (channels,) values 0..groups-1
     return one.repeat(blocks)
 

@@ -105,10 +105,10 @@ class PixelVideoModel(VideoGenerativeModel):
             raise ValueError("model.class_conditional needs a labelled dataset (num_classes > 0)")
         if spec.channels not in (1, 3):
             raise ValueError(f"pixel models order colours R -> G -> B: 1 or 3 channels, got {spec.channels}")
-        width = c.out_hidden
-        if c.hidden % spec.channels or width % spec.channels:
-            raise ValueError(f"model.hidden and model.out_hidden must be multiples of {spec.channels} (one block per "
-                             f"colour), got {c.hidden} and {width}")
+        smallest = min(c.hidden // 2 if self.decoder_key == "pixelcnn" else c.hidden, c.out_hidden)
+        if smallest < spec.channels:
+            raise ValueError(f"model.hidden and model.out_hidden must hold one feature block per colour "
+                             f"({spec.channels}), got {c.hidden} and {c.out_hidden}")
         self.context = TemporalContext(spec.channels, c.context_width, c.context_blocks, c.context, c.context_layers,
                                        c.context_kernel_t, spec.num_classes if c.class_conditional else 0)
         self.decoder = build_decoder(self.decoder_key, c, spec.channels)
