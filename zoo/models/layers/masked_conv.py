@@ -56,7 +56,8 @@ class MaskedConv2d(nn.Conv2d):
     output keeps the input's height and width.
 
     Args:
-        in_channels, out_channels: feature counts; each must split into `groups` colours (or pass explicit groups).
+        in_channels, out_channels: feature counts, each split into `groups` contiguous colour blocks (or pass explicit
+            groups).
         kernel: (kh, kw) or an int for square kernels.
         mask_type: "A" (hide the current sub-pixel) or "B" (show the current colour's features).
         groups: colours (3 for RGB, 1 for grey).
