@@ -30,7 +30,7 @@ from zoo.metrics.feature_metric import VideoFeatureMetric, as_pixels
 from zoo.metrics.presets import DEFAULT_PRESET, PRESETS, Preset
 from zoo.paths import default_leaderboard
 
-METRIC_KEYS = ("fvd", "kvd", "is")
+METRIC_KEYS = ("fvd", "kvd", "is", "bpd")
 
 
 @dataclass
@@ -440,6 +440,33 @@ def _run_group(request: EvalRequest, presets: list[Preset], model, run: dict, ra
     return results
 
 
+def _run_bpd(request: EvalRequest, preset: Preset, model, run: dict, rank: int, world: int,
+             device: torch.device) -> EvalResult:
+    """Bits/dim of real test-split clips under a model's `bits_per_dim(videos, labels) -> [B]` (its likelihood)."""
+    if model is None:
+        raise ZooError("--metric bpd scores a checkpoint's likelihood: pass --ckpt (a folder of videos has none)")
+    if not callable(getattr(model, "bits_per_dim", None)):
+        raise ZooError(f"{run.get('model_name')} defines no log-likelihood, so it has no bits/dim; --metric bpd "
+                       "needs a likelihood model (pixelcnn, gated_pixelcnn, row_lstm, diagonal_bilstm)")
+    from zoo.video_io import from_uint8
+
+    preset = dataclasses.replace(preset, frames=model.spec.frames)
+    config = update_dataclass(real_data_config(request, run, preset), {"split": "test"}, "data")
+    dataset, clip_list, fingerprint = real_clips(config, request, preset.num_real)
+    total = torch.zeros(2, dtype=torch.float64, device=device)  # (sum of per-clip bits/dim, clips)
+    loader = real_loader(dataset, clip_list, preset.num_real, rank, world, request.batch_size, config.num_workers)
+    with torch.no_grad(), _progress(preset.num_real, "real bpd", rank) as bar:
+        for batch in loader:
+            bpd = model.bits_per_dim(from_uint8(batch["pixels"]).to(device), batch["label"].to(device))
+            total += torch.stack([bpd.double().sum(), total.new_tensor(float(len(bpd)))])
+            bar.update(len(bpd) * world)
+    if world > 1:
+        torch.distributed.all_reduce(total)
+    info = {"detector": "none", "weights": "", "sha256": "", "verified": True}  # no detector: nothing to verify
+    return EvalResult("bpd", preset, {"bpd": float(total[0] / total[1])}, None, int(total[1]), 0, fingerprint, info,
+                      "none")
+
+
 def _run(rank: int, world: int, request: EvalRequest, port: int, out: str | None) -> list[EvalResult]:
     device = torch.device(f"cuda:{rank}" if request.device == "cuda" else request.device)
     if world > 1:
@@ -462,6 +489,9 @@ def _run(rank: int, world: int, request: EvalRequest, port: int, out: str | None
         apply_threads(request.threads, workers, world if device.type == "cpu" else 1)
         results = []
         for group in groups.values():
+            if group[0].metric == "bpd":  # a likelihood, not detector features: its own short path
+                results += [_run_bpd(request, p, model, run, rank, world, device) for p in group]
+                continue
             results += _run_group(request, group, model, run, rank, world, device)
         if rank == 0:
             report(results, request, run)

@@ -16,7 +16,7 @@ from zoo.registry import register_metric
 @dataclass(frozen=True)
 class Preset:
     name: str
-    metric: str  # fvd | kvd | is
+    metric: str  # fvd | kvd | is | bpd
     num_real: int  # real clips (0: the metric uses none)
     num_fake: int  # generated videos
     frames: int  # frames per clip fed to the detector
@@ -55,9 +55,12 @@ PRESETS: dict[str, Preset] = {
                description="StyleGAN-V: 2048 fake, TorchScript C3D, 10 splits after RandomState(42) shuffle"),
         Preset("is2048_ucf", "is", 0, 2048 * 10, 16, 1, "c3d_ucf101_npz", repeats=10,
                description="TGANv2: 10 loops x 2048 fake, Chainer-npz C3D, 1 split each, mean +- std over loops"),
+        Preset("bpd", "bpd", 2048, 0, 16, 1, "none",
+               description="bits/dim of 2048 real test-split clips under the model's own likelihood (pixel family); "
+                           "frames and resolution are the model's"),
     )
 }
-DEFAULT_PRESET = {"fvd": "fvd2048_16f", "kvd": "kvd2048_16f", "is": "is2048_ucf"}
+DEFAULT_PRESET = {"fvd": "fvd2048_16f", "kvd": "kvd2048_16f", "is": "is2048_ucf", "bpd": "bpd"}
 
 for _preset in PRESETS.values():
     register_metric(_preset.name, description=f"[{_preset.metric} preset] {_preset.description}")(_preset)

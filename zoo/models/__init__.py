@@ -3,6 +3,7 @@
 from zoo.models import (
     dvdgan,  # noqa: F401
     mocogan,  # noqa: F401
+    pixel,  # noqa: F401
     stylegan_v,  # noqa: F401
     tgan2,  # noqa: F401
     video_diffusion,  # noqa: F401
