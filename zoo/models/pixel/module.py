@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from zoo.config import valid_ranges
 from zoo.errors import ZooError
 from zoo.models.base import VideoGenerativeModel, VideoSpec
 from zoo.models.pixel.common import LEVELS, FrameDecoder
@@ -43,6 +44,11 @@ from zoo.models.pixel.pixelrnn import DiagonalBiLSTMDecoder, RowLSTMDecoder
 DECODERS = ("pixelcnn", "gated_pixelcnn", "row_lstm", "diagonal_bilstm")
 
 
+@valid_ranges(
+    hidden="[1, 8192]", layers="[1, 256]", first_kernel="[1, 31]", kernel="[1, 31]", out_hidden="[1, 16384]",
+    context=("convlstm", "conv3d"), context_width="[1, 8192]", context_blocks="[0, 256]", context_layers="[1, 64]",
+    context_kernel_t="[1, 31]", lr="(0, 1]", val_every="[0, inf)", val_clips="[1, 100000]",
+)
 @dataclass
 class PixelConfig:
     """Shared fields; each registered variant sets its paper's defaults in a subclass."""
