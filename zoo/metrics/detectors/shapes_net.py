@@ -214,10 +214,11 @@ def evaluate_heldout(net: ShapesNet, batches: list[tuple]) -> dict[str, float]:
 
 
 def train_shapes_net(seed: int = 0, steps: int = 1500, batch_size: int = 32, lr: float = 3e-3,
-                     out: str | Path = WEIGHTS_FILE, heldout: int = 500, log=print) -> dict[str, float]:
+                     out: str | Path = WEIGHTS_FILE, heldout: int = 500, log=None) -> dict[str, float]:
     """Train `ShapesNet` from `seed` on freshly rendered clips (data seed `seed`, 100 000 videos) and write its
     state dict atomically to `out`. AdamW with a one-cycle schedule; cross-entropy + masked MSE on the regressions.
     Returns the held-out metrics (data seed 10 000 + seed)."""
+    log = log or (lambda message: print(message, flush=True))
     torch.manual_seed(seed)
     rng = np.random.default_rng([seed, 0])
     net = ShapesNet()
