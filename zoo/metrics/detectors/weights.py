@@ -70,7 +70,7 @@ WEIGHTS: dict[str, WeightsFile] = {
         ),
         WeightsFile(  # ships in the package (zoo/metrics/detectors/); retrain: zoo weights train shapes_net
             "shapes_net", "shapes_net.pt", (),
-            "79cc0dbd5b54e3fc598c75237c03766bd873ab7936a8a86872b4d1321ae67fb8", "packaged",
+            "8f5cf068f9c349e79f0f5fd7775fb36a1cb8536304e2423dd9efa1693b863fd0", "packaged",
             "the in-repo shapes detector (fvd_shapes, kvd_shapes, is_shapes, acd_shapes, prdc_shapes)",
         ),
     )
