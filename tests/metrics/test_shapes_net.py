@@ -94,3 +94,13 @@ def test_training_is_reproducible_from_the_seed(tmp_path):
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
     assert set(sa) == set(ShapesNet().state_dict())
+
+
+def test_fvd_shapes_distance_separates_real_from_blank_videos():
+    from tests.models.distances import fvd_shapes_distance
+    from zoo.datasets import build_dataset
+
+    dataset = build_dataset("shapes", frames=8, resolution=32)
+    a = torch.stack([dataset[i]["video"] for i in range(48)])
+    b = torch.stack([dataset[i]["video"] for i in range(48, 96)])
+    assert fvd_shapes_distance(a, b) < 0.1 * fvd_shapes_distance(a, torch.zeros_like(a))
