@@ -136,3 +136,14 @@ def test_report_is_self_contained(bench_dir, tmp_path):
     moved = tmp_path / "elsewhere.html"
     shutil.copy(out / "report.html", moved)  # no relative links: the page works wherever it is copied
     assert not re.search(r'src="(?!data:)', text)
+
+
+def test_zoo_eval_takes_the_shapes_presets(bench_dir, capsys):
+    out, _ = bench_dir
+    ckpt = out / "runs" / "mocogan" / "checkpoints" / "last.ckpt"
+    args = ["eval", "--ckpt", str(ckpt), "--num-samples", "12", "--num-real", "12", "--no-leaderboard"]
+    for name in ("fvd_shapes", "prdc_shapes", "acd_shapes"):
+        args += ["--metric", name]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert all(line in printed for line in ("fvd_shapes", "precision =", "acd_real ="))
