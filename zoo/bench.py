@@ -302,12 +302,15 @@ def write_report(state: BenchState, keys: list[str], out: Path) -> Path:
 <html lang="en"><head><meta charset="utf-8"><title>video-zoo shapes bench</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}} tr.floor{{background:#eef}}
-figure{{display:inline-block;margin:0 1em 1em 0}} img.samples{{image-rendering:pixelated;width:256px}}</style>
+figure{{display:inline-block;margin:0 1em 1em 0}} img#curves{{max-width:100%}}
+img.samples{{image-rendering:pixelated;width:256px}}</style>
 </head><body>
 <h1>video-zoo: the shapes benchmark</h1>
 <p>Metrics on the in-repo <code>shapes_net</code> detector ({state.data.get('num_samples', '')} generated vs real
 clips per model, 95% bootstrap intervals). Lower is better for FVD, KVD and ACD; higher for IS (at most 9) and
-PRDC coverage. The shaded rows are two disjoint real sets: the floor a perfect model reaches.</p>
+PRDC coverage. The shaded rows are two disjoint real sets: the floor a perfect model reaches. Intervals are
+percentile bootstraps over resampled feature sets; resampling repeats clips, which raises FVD and KVD, so with few
+clips an interval can lie above its point estimate.</p>
 <table id="metrics"><thead><tr><th>model</th><th>clips</th><th>steps</th><th>trained parameters</th>
 <th>train wall time</th>{head}</tr></thead><tbody>
 {''.join(rows)}
