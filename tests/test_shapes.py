@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -95,3 +96,26 @@ def test_image_frames_for_joint_training_come_from_other_videos():
     for k in range(3):
         frame = item["image_frames"][:, k]
         assert not any(torch.equal(frame, item["video"][:, t]) for t in range(6)), "a frame of the item's own clip"
+
+
+def test_items_carry_the_trajectory_parameters():
+    """The drawn parameters come with every item, in the units the docstring gives: the centre moves by `velocity`
+    per clip frame (stride included), only the motion's own speed is non-zero, size scales with the resolution."""
+    from zoo.datasets.shapes import MOTIONS, render_clip
+
+    seen = set()
+    for index in range(40):
+        a, b = render_clip(3, index, 8, 64, 2, 10), render_clip(3, index, 8, 64, 2, 12)  # b starts one clip frame on
+        motion = MOTIONS[int(a["label"]) % 3]
+        seen.add(motion)
+        assert 0 <= float(a["hue"]) < 1 and 0 <= float(a["background"]) <= 0.25
+        assert float(render_clip(3, index, 8, 32)["size"]) * 2 == pytest.approx(float(a["size"]))
+        assert (float(a["rotation_speed"]) != 0) == (motion == "rotate")
+        assert (float(a["scale_pulse"]) != 0) == (motion == "scale")
+        assert bool(a["velocity"].any()) == (motion == "bounce")
+        step = b["centre"] - a["centre"]
+        if motion == "bounce" and torch.allclose(step.abs(), a["velocity"].abs(), atol=1e-3):
+            seen.add("moved by velocity")
+        elif motion != "bounce":
+            assert torch.equal(step, torch.zeros(2))
+    assert seen == {"bounce", "rotate", "scale", "moved by velocity"}

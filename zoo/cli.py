@@ -227,12 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     load_all()
     parser = argparse.ArgumentParser(prog="zoo", description="video-zoo: train and evaluate video generative models")
     sub = parser.add_subparsers(dest="command", required=True)
+    from zoo.bench import add_bench_parser
     from zoo.evaluate import add_eval_parser
     from zoo.leaderboard import add_leaderboard_parser
     from zoo.metrics.detectors.weights import add_weights_parser
 
     for add in (_add_fit, _add_sample, _add_list, _add_data, add_eval_parser, add_leaderboard_parser,
-                add_weights_parser):
+                add_weights_parser, add_bench_parser):
         add(sub)
     return parser
 

@@ -117,6 +117,10 @@ def build_metric(preset: Preset, extractor: nn.Module) -> VideoFeatureMetric:
         return FrechetVideoDistance(extractor, covariance=preset.covariance)
     if preset.metric == "kvd":
         return KernelVideoDistance(extractor)
+    if preset.metric in ("prdc", "acd"):
+        from zoo.metrics.prdc import PRDC, AverageContentDistance
+
+        return PRDC(extractor) if preset.metric == "prdc" else AverageContentDistance(extractor)
     return VideoInceptionScore(extractor, splits=preset.splits, repeats=preset.repeats,
                                convention=preset.is_convention)
 

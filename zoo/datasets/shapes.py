@@ -7,7 +7,14 @@ frames, frame stride and resolution. Besides the video each item carries
 
 * `segmentation`: long `[T, H, W]`, 0 = background, 1 + shape index on the shape;
 * `flow`: float `[2, T-1, H, W]`, the true forward optical flow (dx, dy in pixels) from frame k to frame k+1:
-  the displacement of the surface point under each pixel; zero on the (static) background.
+  the displacement of the surface point under each pixel; zero on the (static) background;
+* the trajectory's parameters (what `shapes_net` learns to read back), float scalars unless noted:
+  `hue` (of the shape colour, in [0, 1)), `background` (grey level in [0, 0.25]), `size` (pixels per shape unit at
+  this resolution), `centre` (float `[2]`, x, y of the centre at the clip's first frame, pixels), `velocity`
+  (float `[2]`, pixels per clip frame as drawn, before bounces flip its components; linear motion only,
+  else zero), `rotation_speed` (rad per clip frame, signed;
+  rotation only, else zero), `scale_pulse` (rad per clip frame of the scale oscillation; pulsing only, else zero).
+  Per-clip-frame quantities include the frame stride.
 
 The stripe texture is fixed to the shape's own coordinates, so rotation is visible and the flow is checkable:
 warping frame k+1 back along the flow reproduces frame k wherever the shape is visible in both.
@@ -53,7 +60,7 @@ class _Trajectory:
     def __init__(self, rng: np.random.Generator, resolution: int):
         self.label = int(rng.integers(len(SHAPES) * len(MOTIONS)))
         self.shape, self.motion = divmod(self.label, len(MOTIONS))
-        hue = rng.uniform(0, 1)
+        self.hue = hue = rng.uniform(0, 1)
         self.colour = torch.tensor(_hsv_to_rgb(hue, 0.75, 1.0), dtype=torch.float32)
         self.background = float(rng.uniform(0.0, 0.25))
         r = resolution
@@ -112,7 +119,8 @@ def render_clip(
         times: instead of `start`, the clip's times in strided frames (sparse clips; `frames` is then ignored).
 
     Returns:
-        `{"pixels": uint8 [T, H, W, 3], "label": long, "segmentation": long [T, H, W], "flow": float [2, T-1, H, W]}`.
+        `{"pixels": uint8 [T, H, W, 3], "label": long, "segmentation": long [T, H, W], "flow": float [2, T-1, H, W]}`
+        and the trajectory parameters of `trajectory_fields`.
     """
     traj = _Trajectory(np.random.default_rng([seed, index]), resolution)
     coords = torch.arange(resolution, dtype=torch.float32) + 0.5
@@ -137,6 +145,22 @@ def render_clip(
         "label": torch.tensor(traj.label),
         "segmentation": inside.long() * (1 + traj.shape),
         "flow": flow,
+        **trajectory_fields(traj, start, frame_stride),
+    }
+
+
+def trajectory_fields(traj: _Trajectory, start: int = 0, frame_stride: int = 1) -> dict[str, torch.Tensor]:
+    """The parameters the generator drew for one clip (see the module docstring), as float32 tensors."""
+    moving, rotating, pulsing = traj.motion == 0, traj.motion == 1, traj.motion == 2
+    f32 = torch.float32
+    return {
+        "hue": torch.tensor(traj.hue, dtype=f32),
+        "background": torch.tensor(traj.background, dtype=f32),
+        "size": torch.tensor(traj.size, dtype=f32),
+        "centre": torch.tensor(traj.centre(start), dtype=f32),
+        "velocity": torch.tensor(traj.velocity * frame_stride * moving, dtype=f32),
+        "rotation_speed": torch.tensor(traj.omega * frame_stride * rotating, dtype=f32),
+        "scale_pulse": torch.tensor(traj.pulse * frame_stride * pulsing, dtype=f32),
     }
 
 

@@ -98,6 +98,6 @@ class VideoInceptionScore(VideoFeatureMetric):
         real, fake = self.feature_arrays()
         mean, std = self.score(fake)
         out = {"is": mean, "is_std": std}
-        if real is not None:
+        if real is not None and len(real):  # evaluate() adds an empty real row list on every rank
             out["is_real"] = self.score(real)[0]
         return out

@@ -16,7 +16,7 @@ from zoo.registry import register_metric
 @dataclass(frozen=True)
 class Preset:
     name: str
-    metric: str  # fvd | kvd | is | bpd
+    metric: str  # fvd | kvd | is | acd | prdc | bpd
     num_real: int  # real clips (0: the metric uses none)
     num_fake: int  # generated videos
     frames: int  # frames per clip fed to the detector
@@ -55,11 +55,26 @@ PRESETS: dict[str, Preset] = {
                description="StyleGAN-V: 2048 fake, TorchScript C3D, 10 splits after RandomState(42) shuffle"),
         Preset("is2048_ucf", "is", 0, 2048 * 10, 16, 1, "c3d_ucf101_npz", repeats=10,
                description="TGANv2: 10 loops x 2048 fake, Chainer-npz C3D, 1 split each, mean +- std over loops"),
+        # the embedded `shapes` benchmark: the in-repo detector (zoo/metrics/detectors/shapes_net.py), CPU-sized
+        # counts; at 16 frames (T >= 8 works: `--set` of the bench uses the model's own length)
+        Preset("fvd_shapes", "fvd", 1024, 1024, 16, 1, "shapes_net", resize="bilinear_antialias_32",
+               description="shapes benchmark: FVD on shapes_net's 128 features, 1024 / 1024, /(N-1) covariance"),
+        Preset("kvd_shapes", "kvd", 1024, 1024, 16, 1, "shapes_net", resize="bilinear_antialias_32",
+               description="shapes benchmark: KVD (unbiased cubic MMD^2) on the fvd_shapes features"),
+        Preset("prdc_shapes", "prdc", 1024, 1024, 16, 1, "shapes_net", resize="bilinear_antialias_32",
+               description="shapes benchmark: precision / recall / density / coverage (k=5) on the fvd_shapes "
+                           "features; the value is coverage"),
+        Preset("is_shapes", "is", 0, 1024, 16, 1, "shapes_net_probs", resize="bilinear_antialias_32",
+               description="shapes benchmark: IS on shapes_net's 9-class posteriors, 1 split (max 9)"),
+        Preset("acd_shapes", "acd", 1024, 1024, 16, 1, "shapes_net_frames", resize="bilinear_antialias_32",
+               description="shapes benchmark: MoCoGAN's average content distance on shapes_net per-time-step "
+                           "features (real ACD as a secondary value)"),
         Preset("bpd", "bpd", 2048, 0, 16, 1, "none",
                description="bits/dim of 2048 real test-split clips under the model's own likelihood (pixel family); "
                            "frames and resolution are the model's"),
     )
 }
+SHAPES_PRESETS = ("fvd_shapes", "kvd_shapes", "prdc_shapes", "is_shapes", "acd_shapes")
 DEFAULT_PRESET = {"fvd": "fvd2048_16f", "kvd": "kvd2048_16f", "is": "is2048_ucf", "bpd": "bpd"}
 
 for _preset in PRESETS.values():

@@ -136,6 +136,9 @@ DETECTOR_WEIGHTS = {  # detector key -> WEIGHTS key of its network
     "i3d_pretrained_400": "i3d_pretrained_400",
     "c3d_ucf101_torchscript": "c3d_ucf101_torchscript",
     "c3d_ucf101_npz": "c3d_ucf101_npz",
+    "shapes_net": "shapes_net",  # features (FVD / KVD / PRDC)
+    "shapes_net_probs": "shapes_net",  # class posteriors (IS)
+    "shapes_net_frames": "shapes_net",  # per-time-step features (ACD)
 }
 
 
@@ -165,6 +168,13 @@ def build_extractor(
     if name not in DETECTOR_WEIGHTS:
         raise ZooError(f"unknown detector {name!r}; valid: {', '.join(DETECTOR_WEIGHTS)}")
     got = resolve(DETECTOR_WEIGHTS[name], weights_path, fetch=fetch)
+    if name.startswith("shapes_net"):
+        from zoo.metrics.detectors.shapes_net import ShapesExtractor, load_shapes_net
+
+        output = {"shapes_net": "features", "shapes_net_probs": "probabilities",
+                  "shapes_net_frames": "frame_features"}[name]
+        info = DetectorInfo("shapes_net", name, got.sha256, got.verified, output, "bilinear_antialias_32", "stretch")
+        return ShapesExtractor(load_shapes_net(got.path), info, output)
     if name.startswith("i3d"):
         feature = feature or "logits400"
         if feature == "pool1024" and name == "i3d_torchscript":

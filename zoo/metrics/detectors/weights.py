@@ -75,6 +75,11 @@ WEIGHTS: dict[str, WeightsFile] = {
             ("https://github.com/rezoo/tgan2/releases/download/v1.0/mean2.npz",), None, "mean_npz",
             "Sports-1M mean clip subtracted before the C3D (with c3d_ucf101_npz)",
         ),
+        WeightsFile(  # ships in the package (zoo/metrics/detectors/); retrain: zoo weights train shapes_net
+            "shapes_net", "shapes_net.pt", (),
+            "8f5cf068f9c349e79f0f5fd7775fb36a1cb8536304e2423dd9efa1693b863fd0", "packaged",
+            "the in-repo shapes detector (fvd_shapes, kvd_shapes, is_shapes, acd_shapes, prdc_shapes)",
+        ),
     )
 }
 
@@ -253,6 +258,16 @@ def resolve(name: str, override: str | Path | None = None, fetch: bool = True) -
         sha = sha256_of(path)
         return ResolvedWeights(name, path, sha, trust_of(entry, sha))
     path = weights_dir() / entry.filename
+    if entry.format == "packaged":  # inside the package, never downloaded; the pinned checksum is checked every load
+        path = Path(__file__).with_name(entry.filename)
+        if not path.is_file():
+            raise ZooError(f"{path} is missing from the installation; reinstall video-zoo or retrain it with "
+                           f"`zoo weights train {name}`")
+        sha = sha256_of(path)
+        if sha != entry.sha256:
+            raise ZooError(f"{path} has SHA-256 {sha} but {name} must be {entry.sha256}: the file is corrupt or "
+                           f"replaced; reinstall video-zoo (or pass --detector-weights PATH for a retrained file)")
+        return ResolvedWeights(name, path, sha, True)
     if not path.is_file():
         if not fetch:
             raise ZooError(_missing_message(entry, path, "not fetched"))
@@ -279,10 +294,22 @@ def add_weights_parser(sub) -> None:
     fetch.set_defaults(run=_run_fetch)
     show = tools.add_parser("list", help="the weights table and what is cached")
     show.set_defaults(run=_run_list)
+    train = tools.add_parser("train", help="retrain an in-repo detector (shapes_net) from a seed")
+    train.add_argument("name", choices=["shapes_net"])
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--steps", type=int, default=2000)
+    train.add_argument("--out", help="weights file (default: the packaged one)")
+    train.set_defaults(run=_run_train)
+
+
+def _run_train(args) -> None:
+    from zoo.metrics.detectors.shapes_net import WEIGHTS_FILE, train_shapes_net
+
+    train_shapes_net(seed=args.seed, steps=args.steps, out=args.out or WEIGHTS_FILE)
 
 
 def _run_fetch(args) -> None:
-    names = list(WEIGHTS) if "all" in args.names else args.names
+    names = [n for n in WEIGHTS if WEIGHTS[n].urls] if "all" in args.names else args.names  # packaged: nothing to fetch
     failed = []
     for name in names:  # every file is tried: one unreachable URL does not hide the state of the others
         try:
@@ -301,4 +328,7 @@ def _run_list(args) -> None:
     for entry in WEIGHTS.values():
         path = weights_dir() / entry.filename
         state = "cached" if path.is_file() else "not cached"
+        if entry.format == "packaged":
+            print(f"{entry.name:<24} {'packaged':<11} {entry.description}\n{'':<24} {Path(__file__).parent}")
+            continue
         print(f"{entry.name:<24} {state:<11} {entry.description}\n{'':<24} {entry.urls[0]}")
