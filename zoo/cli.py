@@ -125,15 +125,6 @@ def check_device(device: str, flag: str = "--device") -> str:
     return device
 
 
-def label_classes(model) -> int:
-    """Classes a model generates on demand (0 = unconditional), whatever the data it was trained on had."""
-    for attr in ("num_classes", "num_categories"):
-        value = getattr(model, attr, None)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return 0
-
-
 def _run_sample(args) -> None:
     if not args.out.lower().endswith((".gif", ".mp4")):
         raise ZooError(f"--out must end in .gif or .mp4, got {args.out}")
@@ -156,7 +147,7 @@ def _run_sample(args) -> None:
     model = load_model(args.ckpt, map_location=args.device)
     labels = None
     if args.labels:
-        classes = label_classes(model)
+        classes = model.label_classes
         if classes == 0:
             raise ZooError(f"{args.ckpt} holds an unconditional {model.registry_key} model: it cannot take --labels "
                            "(train with model.categorical / model.class_conditional for class-conditional sampling)")

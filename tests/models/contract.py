@@ -70,6 +70,16 @@ class ModelContract:
         assert torch.isfinite(videos).all()
         assert videos.min() >= -1.0 and videos.max() <= 1.0
 
+    def test_labels_only_for_class_conditional_models(self):
+        """`label_classes` is the contract: 0 refuses labels (never silently ignored), > 0 takes them."""
+        model, _ = self.build()
+        labels = torch.zeros(2, dtype=torch.long)
+        if model.label_classes == 0:
+            with pytest.raises(ZooError, match="unconditional"):
+                model.sample(2, labels=labels, generator=torch.Generator().manual_seed(0))
+        else:
+            assert model.sample(2, labels=labels, generator=torch.Generator().manual_seed(0)).shape[0] == 2
+
     def test_same_seed_same_samples(self):
         model, _ = self.build()
         a = model.sample(2, generator=torch.Generator().manual_seed(123))

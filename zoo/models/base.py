@@ -88,7 +88,7 @@ class VideoGenerativeModel(pl.LightningModule, abc.ABC):
         Default: samples from `generator` (class-conditional models get the real clips' labels). A model whose
         quality is judged against real clips overrides it (VQ-VAE: reconstructions; frame-conditioned: continuations).
         """
-        labels = real["label"] if self.spec.num_classes else None
+        labels = real["label"] if self.label_classes else None
         return self.sample(len(real["video"]), labels=labels, generator=generator)
 
     @classmethod
@@ -119,17 +119,26 @@ class VideoGenerativeModel(pl.LightningModule, abc.ABC):
             raise ZooError(f"{self.registry_key} generates exactly {self.spec.frames} frames, not {frames}")
         return self.spec.frames
 
+    @property
+    def label_classes(self) -> int:
+        """How many classes `sample(labels=...)` takes; 0 = unconditional, and labels are refused. Default: the
+        data's classes; a model that can train unconditionally on labelled data overrides it."""
+        return self.spec.num_classes
+
     def check_labels(self, n: int, labels: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
-        """Validate (or draw uniformly) class labels `[n]` for class-conditional sampling."""
-        if self.spec.num_classes == 0:
+        """Validate (or draw uniformly) class labels `[n]` for class-conditional sampling; an unconditional model
+        (`label_classes == 0`) refuses labels."""
+        classes = self.label_classes
+        if classes == 0:
             if labels is not None:
-                raise ZooError(f"this {self.registry_key} model was trained without labels; do not pass labels")
+                raise ZooError(f"this {self.registry_key} model is unconditional (trained without labels, or with its "
+                               "class conditioning off); do not pass labels")
             return torch.zeros(n, dtype=torch.long, device=self.device)
         if labels is None:
-            return self.randint(self.spec.num_classes, n, generator=generator)
+            return self.randint(classes, n, generator=generator)
         labels = torch.as_tensor(labels, dtype=torch.long, device=self.device).reshape(-1)
-        if labels.numel() != n or labels.min() < 0 or labels.max() >= self.spec.num_classes:
-            raise ZooError(f"labels must be {n} integers in [0, {self.spec.num_classes}), got {labels.tolist()}")
+        if labels.numel() != n or labels.min() < 0 or labels.max() >= classes:
+            raise ZooError(f"labels must be {n} integers in [0, {classes}), got {labels.tolist()}")
         return labels
 
     def log_losses(self, losses: dict[str, torch.Tensor], prog_bar: tuple[str, ...] = ()) -> None:

@@ -254,17 +254,19 @@ class DVDGAN(GANModel):
                 z = torch.where(outside, self.randn(n, self.config.dim_z, generator=generator), z)
         return z
 
+    @property
+    def label_classes(self) -> int:
+        return self.num_classes
+
     def labels_for(self, n: int, labels: torch.Tensor | None, generator=None) -> torch.Tensor | None:
-        if not self.num_classes:
+        if not self.num_classes and labels is None:
             return None
-        return self.check_labels(n, labels, generator)
+        return self.check_labels(n, labels, generator)  # an unconditional model refuses labels
 
     def sample(self, n, labels=None, generator=None, frames=None, truncation: float | None = None):
         """Videos from the EMA generator; `truncation` (e.g. 0.5) trades diversity for fidelity (paper Table 1)."""
         self.check_frames(frames)
         with self.evaluating():
-            if self.spec.num_classes == 0:
-                self.check_labels(n, labels, generator)  # labels for a model of unlabelled data: the usual error
             y = self.labels_for(n, labels, generator)
             z = self.latents(n, truncation, generator)
             return self.sampling_generator(z, y)

@@ -232,10 +232,14 @@ class MoCoGAN(GANModel):
 
     # -- sampling ---------------------------------------------------------------------------------------------------
 
+    @property
+    def label_classes(self) -> int:
+        return self.num_categories if self.config.categorical else 0
+
     def _categories(self, n: int, labels: torch.Tensor | None = None, generator=None) -> torch.Tensor | None:
         """z_A's class per video `[n]`: the given labels when categorical (else drawn uniformly), random otherwise
-        (an unconditional model ignores the labels of a labelled dataset)."""
-        if self.config.categorical:
+        (an unconditional model trains on labelled data without its labels, and refuses labels when sampling)."""
+        if self.config.categorical or labels is not None:  # an unconditional model refuses labels
             return self.check_labels(n, labels, generator)
         if not self.num_categories:
             return None

@@ -369,15 +369,15 @@ class StyleGANV(GANModel):
             return self.sampling_generator(z, t, motion_z, truncation_psi).clamp(-1, 1)
 
     def sample(self, n, labels=None, generator=None, frames=None, truncation_psi: float = 1.0):
-        if labels is not None:
-            raise ZooError("StyleGAN-V is unconditional here (as the paper's UCF-101 model); do not pass labels")
+        self.check_labels(n, labels, generator)  # unconditional (as the paper's UCF-101 model): refuses labels
         frames = frames or self.config.sample_frames
         if frames < 1:
             raise ZooError(f"frames must be >= 1, got {frames}")
         return self.sample_at(n, torch.arange(frames), generator, truncation_psi)
 
-    def grid_videos(self, real: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
-        return self.sample(len(real["video"]), generator=generator)  # unconditional, `sample_frames` long
+    @property
+    def label_classes(self) -> int:
+        return 0
 
     # -- training ------------------------------------------------------------------------------------------------
 

@@ -327,10 +327,14 @@ class TGANv2(GANModel):
         z = torch.rand(n, self.config.z_dim, generator=generator, device=generator.device)
         return z.to(self.device) * 2 - 1
 
+    @property
+    def label_classes(self) -> int:
+        return self.num_classes
+
     def _labels(self, n: int, labels: torch.Tensor | None, generator=None) -> torch.Tensor | None:
-        if not self.num_classes:
-            return None  # unconditional: labels of a labelled dataset are ignored
-        return self.check_labels(n, labels, generator)
+        if not self.num_classes and labels is None:
+            return None  # unconditional: trains on a labelled dataset without its labels
+        return self.check_labels(n, labels, generator)  # an unconditional model refuses labels
 
     def sample(self, n, labels=None, generator=None, frames=None):
         """Dense inference: `frames` (default: the training length; any length works, the ConvLSTM is recurrent)

@@ -137,6 +137,10 @@ class PixelVideoModel(VideoGenerativeModel):
         nll = F.cross_entropy(self(videos, labels), pixel_levels(videos), reduction="none")  # (B, C, T, H, W) nats
         return nll.flatten(1).mean(1) / math.log(2)
 
+    @property
+    def label_classes(self) -> int:
+        return self.spec.num_classes if self.config.class_conditional else 0
+
     def _labels(self, labels: torch.Tensor | None) -> torch.Tensor | None:
         if not self.config.class_conditional:
             return None
@@ -165,7 +169,8 @@ class PixelVideoModel(VideoGenerativeModel):
         c, h, w = self.spec.channels, self.spec.resolution, self.spec.resolution
         frames = frames or self.spec.frames
         with self.evaluating():
-            labels = self.check_labels(n, labels, generator) if self.config.class_conditional else None
+            labels = self.check_labels(n, labels, generator) if self.config.class_conditional or labels is not None \
+                else None
             video = torch.zeros(n, c, frames, h, w, device=self.device)
             for t in range(frames):
                 cond = self.context(video[:, :, : t + 1], labels)[:, :, t]  # (n, D, H, W) from frames < t
