@@ -174,7 +174,8 @@ class VideoGenerativeModel(pl.LightningModule, abc.ABC):
         if meta["model_name"] != self.registry_key:
             raise ZooError(f"checkpoint holds a {meta['model_name']!r} model, not {self.registry_key!r}")
         self.iteration = int(meta["iteration"])
-        self.experiment = meta.get("experiment", {})
+        if not self.experiment:  # loading for sampling / eval; a resumed fit keeps this run's config (e.g. max_steps)
+            self.experiment = meta.get("experiment", {})
 
 
 def checkpoint_meta(checkpoint: dict, source: str) -> dict:
