@@ -36,6 +36,9 @@ MODULES: dict[str, list[str]] = {
     "zoo/datasets/transforms.py": ["tests/datasets/test_decode.py", "tests/datasets/test_transforms_mutants.py"],
     "zoo/models/ema.py": ["tests/test_mutation_kills.py::test_ema_after_k_updates_is_the_closed_form_average"],
 }
+# Fork workers from a server free of pytest for these (slower): with plain fork, mutmut's os.wait() reaps the
+# processes the in-process stats run left behind (the leaderboard tests' writer processes) and crashes.
+FORKSERVER = {"zoo/leaderboard.py"}
 COLUMNS = ("module", "killed", "survived", "no_tests", "other", "total", "score_percent")
 COPY = ("zoo", "tests", "experiments", "setup.cfg", "README.md")
 
@@ -60,6 +63,7 @@ def scratch_copy(module: str, tests: list[str], root: Path) -> Path:
         'also_copy = ["experiments", "README.md"]\n'
         f"pytest_add_cli_args_test_selection = {selection}\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-x", "-q"]\n'
+        f'process_isolation = "{"forkserver" if module in FORKSERVER else "fork"}"\n'
     )
     # mutmut runs pytest in-process from work/mutants, which PYTHONPATH names: it must exist before Python starts, or
     # the import system caches it as missing and `tests` / `zoo` cannot be imported
