@@ -164,3 +164,19 @@ def test_diffusion_training_step_masks_image_frames_in_temporal_attention():
     for allowed in seen:
         assert allowed is not None, "a temporal attention ran without the joint-training mask"
         assert torch.equal(allowed.cpu(), expected)
+
+
+def test_ema_decay_range_and_frozen_copy():
+    """decay in [0, 1): 0 (copy every step) is valid, 1 (never move) and above are refused; the copy takes no grad."""
+    from zoo.models.ema import EMA
+
+    net = nn.Linear(2, 2)
+    assert EMA(net, 0.0).decay == 0.0
+    for bad in (1.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match=rf"EMA decay must be in \[0, 1\), got {bad}"):
+            EMA(net, bad)
+    ema = EMA(net, 0.5)
+    assert ema.decay == 0.5
+    assert not any(p.requires_grad for p in ema.parameters())
+    x = torch.randn(3, 2)
+    torch.testing.assert_close(ema(x), net(x))  # the first copy, called like the network

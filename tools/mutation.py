@@ -34,7 +34,8 @@ MODULES: dict[str, list[str]] = {
     "zoo/datasets/cliplist.py": ["tests/datasets/test_cliplist.py", "tests/datasets/test_cliplist_mutants.py"],
     "zoo/leaderboard.py": ["tests/test_leaderboard.py", "tests/test_leaderboard_lock.py"],
     "zoo/datasets/transforms.py": ["tests/datasets/test_decode.py", "tests/datasets/test_transforms_mutants.py"],
-    "zoo/models/ema.py": ["tests/test_mutation_kills.py::test_ema_after_k_updates_is_the_closed_form_average"],
+    "zoo/models/ema.py": ["tests/test_mutation_kills.py::test_ema_after_k_updates_is_the_closed_form_average",
+                          "tests/test_mutation_kills.py::test_ema_decay_range_and_frozen_copy"],
 }
 # Fork workers from a server free of pytest for these (slower): with plain fork, mutmut's os.wait() reaps the
 # processes the in-process stats run left behind (the leaderboard tests' writer processes) and crashes.
