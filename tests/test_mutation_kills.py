@@ -180,3 +180,4 @@ def test_ema_decay_range_and_frozen_copy():
     assert not any(p.requires_grad for p in ema.parameters())
     x = torch.randn(3, 2)
     torch.testing.assert_close(ema(x), net(x))  # the first copy, called like the network
+    torch.testing.assert_close(ema(input=x), net(x))  # keyword arguments reach the network too

@@ -8,9 +8,18 @@ boundary and message is known here without decoding videos (the real datasets ar
 import dataclasses
 
 import pytest
+import torch
 
 from zoo.config import DataConfig, stable_hash
-from zoo.datasets.cliplist import PIXEL_FIELDS, SELECTION_FIELDS, ClipList, make_clip_list, protocol_fingerprint
+from zoo.datasets.cliplist import (
+    PIXEL_FIELDS,
+    SELECTION_FIELDS,
+    ClipList,
+    ClipListDataset,
+    make_clip_list,
+    partition,
+    protocol_fingerprint,
+)
 from zoo.errors import ZooError
 
 
@@ -35,6 +44,9 @@ class Listing:
 
     def label_of(self, i):
         return 10 + i
+
+    def pixels_at(self, i, s):
+        return torch.full((1, 1, 1, 3), 10 * i + s, dtype=torch.uint8)
 
 
 def test_fingerprint_is_the_documented_hash_of_fields_and_clips():
@@ -117,3 +129,25 @@ def test_save_creates_folders_and_load_errors_are_actionable(tmp_path):
     bad.write_text('{"dataset": "folder"}')
     with pytest.raises(ZooError, match=r"bad.json is not a clip list written by `zoo data cliplist` \("):
         ClipList.load(bad)
+
+
+def test_partition_refuses_ranks_outside_the_world():
+    assert list(partition(5, 1, 2)) == [1, 3]
+    for rank in (2, -1):
+        with pytest.raises(ValueError, match=f"rank {rank} outside world of size 2"):
+            partition(5, rank, 2)
+
+
+def test_clip_list_dataset_serves_this_ranks_clips_in_list_order():
+    """Rank 1 of 2 gets positions 1, 3 (of the first 4 clips with num=4): the pixels, label and position of each."""
+    listing = Listing([3, 2, 5])
+    clip_list = ClipList("folder", "", [(2, 4), (0, 1), (1, 0), (2, 2), (0, 0)],
+                         names=["v2.avi", "v0.avi", "v1.avi", "v2.avi", "v0.avi"])
+    ds = ClipListDataset(listing, clip_list, rank=1, world_size=2, num=4)
+    assert len(ds) == 2
+    items = [ds[0], ds[1]]
+    assert [int(it["pixels"].flatten()[0]) for it in items] == [10 * 0 + 1, 10 * 2 + 2]
+    assert [int(it["label"]) for it in items] == [10, 12]
+    assert [int(it["position"]) for it in items] == [1, 3]
+    assert all(it["label"].dtype == torch.long and it["position"].dtype == torch.long for it in items)
+    assert len(ClipListDataset(listing, clip_list)) == 5
