@@ -121,3 +121,11 @@ def test_bootstrap_interval_is_the_percentile_interval_of_seeded_resamples():
     rng = np.random.default_rng(1)
     values = [B[rng.integers(0, len(B), len(B))].sum() for _ in range(30)]
     assert (low, high) == pytest.approx(tuple(np.percentile(values, [2.5, 97.5])), rel=1e-12)
+
+
+def test_bootstrap_default_seed_is_zero():
+    def value(a, b):
+        return float(b.sum() - a.sum())
+
+    assert F.bootstrap_interval(A, B, value, rounds=20) == F.bootstrap_interval(A, B, value, rounds=20, seed=0)
+    assert F.bootstrap_interval(A, B, value, rounds=20) != F.bootstrap_interval(A, B, value, rounds=20, seed=1)
