@@ -125,7 +125,9 @@ def _evaluate(request: BenchRequest, ckpt: Path, frames: int, final: bool, leade
     ))
     values, samples = {}, None
     for r in results:
-        values[r.preset.name] = {k: float(v) for k, v in r.values.items() if k != "_samples"}
+        # undefined secondary values arrive as None with a `<name>_undefined` reason: not scores, left out here
+        values[r.preset.name] = {k: float(v) for k, v in r.values.items()
+                                 if k != "_samples" and isinstance(v, (int, float))}
         if r.interval:
             values[r.preset.name]["interval"] = list(r.interval)
         samples = r.values.get("_samples", samples)

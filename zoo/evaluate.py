@@ -223,6 +223,8 @@ def check_detector(detector: str, request: EvalRequest) -> None:
     from zoo.metrics.detectors import DETECTOR_WEIGHTS
     from zoo.metrics.detectors.weights import WEIGHTS, resolve
 
+    if detector == "none":  # a likelihood (bits/dim) uses the model itself, no detector
+        return
     if detector not in DETECTOR_WEIGHTS:
         raise ZooError(f"unknown detector {detector!r}; valid: {', '.join(DETECTOR_WEIGHTS)}")
     name = DETECTOR_WEIGHTS[detector]

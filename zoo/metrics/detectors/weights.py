@@ -267,7 +267,7 @@ def resolve(name: str, override: str | Path | None = None, fetch: bool = True) -
         if sha != entry.sha256:
             raise ZooError(f"{path} has SHA-256 {sha} but {name} must be {entry.sha256}: the file is corrupt or "
                            f"replaced; reinstall video-zoo (or pass --detector-weights PATH for a retrained file)")
-        return ResolvedWeights(name, path, sha, True)
+        return ResolvedWeights(name, path, sha, VERIFIED)
     if not path.is_file():
         if not fetch:
             raise ZooError(_missing_message(entry, path, "not fetched"))
