@@ -187,7 +187,7 @@ def test_minibatch_std_appends_the_group_standard_deviation():
     assert out.shape == (4, 3, 3, 3) and torch.allclose(out[:, 2], expected.expand(4, 3, 3), atol=1e-6)
 
 
-# -- video-consistent augmentation --------------------------------------------------------------------------------------
+# -- video-consistent augmentation -----------------------------------------------------------------------------------
 
 
 def test_augmentation_is_identical_across_frames_and_differs_between_clips():
@@ -207,7 +207,7 @@ def test_augmentation_is_differentiable():
     assert video.grad is not None and video.grad.abs().sum() > 0
 
 
-# -- sparse clips in the data layer -------------------------------------------------------------------------------------
+# -- sparse clips in the data layer ----------------------------------------------------------------------------------
 
 
 def test_sparse_frame_times_follow_the_official_palette():
@@ -256,7 +256,7 @@ def test_shapes_sparse_clips_render_the_frames_at_their_times():
     assert dense.raw_item(2)["pixels"].shape[0] == 1
 
 
-# -- training: lazy R1, exact resume, DDP, learning ----------------------------------------------------------------------
+# -- training: lazy R1, exact resume, DDP, learning ------------------------------------------------------------------
 
 
 def experiment(run_dir, steps: int, *sets: str):
