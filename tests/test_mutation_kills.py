@@ -108,15 +108,17 @@ def test_mocogan_motion_codes_are_gru_steps_driven_by_fresh_noise():
     content, h0 = torch.randn(n, c.dim_z_content), torch.randn(n, c.dim_z_motion)
     steps_a = [torch.randn(n, c.dim_z_motion) for _ in range(frames)]
     steps_b = [torch.randn(n, c.dim_z_motion) for _ in range(frames)]
+    categories = torch.zeros(n, dtype=torch.long) if gen.num_categories else None  # the official random z_A
+    motion_from = c.dim_z_content + gen.num_categories  # codes are [z_C, z_A, z_M(t)]
     with torch.no_grad():
-        codes_a = gen.codes(_scripted_noise(content, h0, steps_a), n, frames, None)
-        codes_b = gen.codes(_scripted_noise(content, h0, steps_b), n, frames, None)
+        codes_a = gen.codes(_scripted_noise(content, h0, steps_a), n, frames, categories)
+        codes_b = gen.codes(_scripted_noise(content, h0, steps_b), n, frames, categories)
         # the motion part equals the GRU recursion on the scripted noise, computed by hand
         h, expected = h0, []
         for eps in steps_a:
             h = _gru_step(gen.recurrent, eps, h)
             expected.append(h)
-        torch.testing.assert_close(codes_a[..., c.dim_z_content:], torch.stack(expected, 1), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(codes_a[..., motion_from:], torch.stack(expected, 1), rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(codes_a[..., :c.dim_z_content], codes_b[..., :c.dim_z_content], rtol=0, atol=0)
         # same content code and initial state, different motion noise: the videos move differently
         video_a, video_b = gen.render(codes_a), gen.render(codes_b)
