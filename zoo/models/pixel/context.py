@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from zoo.models.layers.conv_rnn import ConvLSTMCell
+
 
 class DilatedResidualBlock(nn.Module):
     """x + conv3x3_d(ReLU(conv3x3_d(ReLU(x)))), resolution preserving."""
@@ -26,20 +28,6 @@ class DilatedResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(F.relu(self.conv1(F.relu(x))))
-
-
-class ConvLSTMCell(nn.Module):
-    """Convolutional LSTM cell (Shi et al., NeurIPS 2015, without peepholes): gates from a `kernel` convolution of
-    [input, hidden]."""
-
-    def __init__(self, width: int, kernel: int = 3):
-        super().__init__()
-        self.gates = nn.Conv2d(2 * width, 4 * width, kernel, padding=kernel // 2)
-
-    def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        i, f, o, g = self.gates(torch.cat([x, h], dim=1)).chunk(4, dim=1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
 
 
 class TemporalContext(nn.Module):
@@ -66,7 +54,7 @@ class TemporalContext(nn.Module):
         self.encoder = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1),
                                      *(DilatedResidualBlock(width, d) for d in dilations))
         if kind == "convlstm":
-            self.cell = ConvLSTMCell(width)
+            self.cell = ConvLSTMCell(width, width)
         else:
             self.convs = nn.ModuleList(nn.Conv3d(width, width, (kernel_t, 3, 3), padding=(0, 1, 1))
                                        for _ in range(layers))
@@ -83,7 +71,7 @@ class TemporalContext(nn.Module):
             h = c = codes.new_zeros(codes.shape[0], codes.shape[1], *codes.shape[3:])
             states = [h]  # frame 0: nothing seen yet
             for i in range(t - 1):
-                h, c = self.cell(codes[:, :, i], h, c)
+                h, c = self.cell(codes[:, :, i], (h, c))
                 states.append(h)
             context = torch.stack(states, dim=2)  # (B, D, T, H, W)
         else:
