@@ -309,25 +309,11 @@ def test_resume_is_exact(tmp_path):
 
 def test_two_process_gloo_ddp(tmp_path):
     import csv
-    import json
-    import os
-    import subprocess
-    import sys
 
-    from tests.conftest import REPO
+    from tests.models.ddp import assert_identical_ranks, run_ddp_fit
 
-    run_dir = tmp_path / "run"
-    args = ["fit", "--model", "dvdgan", "--data", "shapes", "--config", str(REPO / "experiments/dvdgan/tiny.yaml"),
-            "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--max-steps", "2",
-            "--run-dir", str(run_dir)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run([sys.executable, str(REPO / "tests" / "ddp_probe.py"), str(tmp_path), "--", *args],
-                          capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    rank0, rank1 = (torch.load(tmp_path / f"weights_rank{r}.pt") for r in (0, 1))
-    for name in rank0:  # G, both Ds, the EMA and the spectral-norm vectors: one model on both ranks
-        assert torch.equal(rank0[name], rank1[name]), f"{name} differs between ranks"
-    local = [[json.loads(line) for line in open(tmp_path / f"local_rank{r}.jsonl")] for r in (0, 1)]
+    weights, local, run_dir = run_ddp_fit("dvdgan", tmp_path, 2)
+    assert_identical_ranks(weights)  # G, both Ds, the EMA and the spectral-norm vectors: one model on both ranks
     assert local[0][0]["d_loss"] != local[1][0]["d_loss"], "ranks must see different data and noise"
     with open(run_dir / "metrics.csv") as f:
         logged = list(csv.DictReader(f))

@@ -5,17 +5,14 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from tests.conftest import REPO
 from tests.models.contract import ModelContract
+from tests.models.ddp import assert_identical_ranks, run_ddp_fit
 from zoo.config import resolve_config
 from zoo.errors import ZooError
 from zoo.models.base import VideoSpec
@@ -183,18 +180,8 @@ def test_resume_is_exact(key, tmp_path):
 
 def test_two_process_ddp(tmp_path):
     """gloo DDP through the real CLI: identical weights on both ranks, and the logged bits/dim is their mean."""
-    run_dir = tmp_path / "run"
-    args = ["fit", "--model", "row_lstm", "--data", "shapes", "--config", str(REPO / "experiments/row_lstm/tiny.yaml"),
-            "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--max-steps", "3",
-            "--run-dir", str(run_dir)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run([sys.executable, str(REPO / "tests" / "ddp_probe.py"), str(tmp_path), "--", *args],
-                          capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    rank0, rank1 = (torch.load(tmp_path / f"weights_rank{r}.pt") for r in (0, 1))
-    for name in rank0:
-        assert torch.equal(rank0[name], rank1[name]), f"{name} differs between ranks"
-    local = [[json.loads(line) for line in open(tmp_path / f"local_rank{r}.jsonl")] for r in (0, 1)]
+    weights, local, run_dir = run_ddp_fit("row_lstm", tmp_path, 3)
+    assert_identical_ranks(weights)
     assert local[0][0]["bpd"] != local[1][0]["bpd"], "ranks must see different clips"
     logged = [r for r in csv.DictReader(open(run_dir / "metrics.csv")) if r.get("train/bpd")]
     for step in range(3):

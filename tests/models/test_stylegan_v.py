@@ -4,9 +4,6 @@ plain-PyTorch StyleGAN2 layers against direct computations, sparse clips from th
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,6 +12,7 @@ import torch.nn.functional as F
 
 from tests.conftest import REPO
 from tests.models.contract import ModelContract
+from tests.models.ddp import assert_identical_ranks, run_ddp_fit
 from tests.models.distances import video_distance
 from zoo.config import resolve_config
 from zoo.datasets import build_dataset
@@ -296,19 +294,8 @@ def test_resume_is_exact(tmp_path):
 
 
 def test_ddp_two_processes_keep_identical_weights(tmp_path):
-    args = ["fit", "--model", "stylegan_v", "--data", "shapes", "--config",
-            str(REPO / "experiments/stylegan_v/tiny.yaml"), "--accelerator", "cpu", "--devices", "2",
-            "--strategy", "ddp", "--max-steps", "2", "--run-dir", str(tmp_path / "run")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run([sys.executable, str(REPO / "tests" / "ddp_probe.py"), str(tmp_path), "--", *args],
-                          capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    rank0, rank1 = (torch.load(tmp_path / f"weights_rank{r}.pt", weights_only=True) for r in (0, 1))
-    for name in rank0:
-        assert torch.equal(rank0[name], rank1[name]), f"{name} differs between ranks"
-    import json
-
-    local = [[json.loads(line) for line in open(tmp_path / f"local_rank{r}.jsonl")] for r in (0, 1)]
+    weights, local, _ = run_ddp_fit("stylegan_v", tmp_path, 2)
+    assert_identical_ranks(weights)
     assert local[0][0]["g_loss"] != local[1][0]["g_loss"], "both ranks drew the same noise"
 
 
