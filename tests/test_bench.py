@@ -78,6 +78,21 @@ def test_plan_puts_first_stages_first():
     assert order.index("videogpt_vqvae") < order.index("videogpt")
 
 
+
+def test_models_are_scored_on_clips_the_detector_accepts():
+    """Pixel models train on 4 frames and StyleGAN-V on 3 sparse frames; both are scored on clips they generate at
+    the detector's minimum of 8 frames or their own sample length, not on the training clip length."""
+    from zoo.bench import BenchRequest, BenchState, _config, eval_frames
+    from zoo.registry import load_all
+
+    load_all()
+    request = BenchRequest(models=["all"])
+    state = BenchState(Path("unused"))
+    expected = {"pixelcnn": 8, "stylegan_v": 16, "mocogan": 16, "video_diffusion": 8}
+    frames = {key: eval_frames(_config(request, key, state, Path("unused"))[0]) for key in expected}
+    assert frames == expected
+
+
 # -- the report page in a real browser ---------------------------------------------------------------------------
 
 PROBE = ("<script>addEventListener('load', () => { document.body.dataset.images = [...document.images]"

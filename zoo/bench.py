@@ -41,8 +41,9 @@ def _say(message: str) -> None:
 
 def plan(models: list[str]) -> list[str]:
     """The models to train, in order: `all` = every registered model; first stages are added and put first."""
-    from zoo.registry import MODELS
+    from zoo.registry import MODELS, load_all
 
+    load_all()
     keys = list(MODELS.keys()) if not models or models == ["all"] else models
     for key in keys:
         MODELS.get(key)  # unknown keys: one clear error listing the valid ones
@@ -111,6 +112,16 @@ def _config(request: BenchRequest, key: str, state: BenchState, out: Path):
     return dataclasses.replace(config, train=train), total
 
 
+def eval_frames(config) -> int:
+    """Frames per scored clip: the model's own sample length (`model.sample_frames` for models trained on sparse
+    frames, else the data's clip length), raised to the detector's minimum for models that can generate longer clips
+    than they were trained on (autoregressive models, StyleGAN-V). A fixed-length model shorter than that is refused
+    by its `check_frames` at evaluation, with the reason."""
+    from zoo.metrics.detectors.shapes_net import MIN_FRAMES
+
+    return max(getattr(config.model, "sample_frames", None) or config.data.frames, MIN_FRAMES)
+
+
 def _presets(frames: int) -> list:
     return [dataclasses.replace(PRESETS[name], frames=frames) for name in SHAPES_PRESETS]
 
@@ -150,7 +161,7 @@ def _train_model(request: BenchRequest, key: str, state: BenchState, out: Path) 
         return
     every = request.eval_every or total
     ckpt = out / "runs" / key / "checkpoints" / "last.ckpt"
-    entry.update(total_steps=total, frames=config.data.frames, resolution=config.data.resolution)
+    entry.update(total_steps=total, frames=eval_frames(config), resolution=config.data.resolution)
     while entry["steps"] < total or "final" not in entry:
         target = min(total, (entry["steps"] // every + 1) * every) if entry["steps"] < total else total
         if _checkpoint_step(ckpt) < target:  # an interrupted segment resumes from its last checkpoint
@@ -163,7 +174,7 @@ def _train_model(request: BenchRequest, key: str, state: BenchState, out: Path) 
         final = target >= total
         _say(f"{key}: evaluating step {target} ({'final, with intervals' if final else 'curve point'})")
         start = time.time()
-        values, samples = _evaluate(request, ckpt, config.data.frames, final, out / "leaderboard.csv" if final
+        values, samples = _evaluate(request, ckpt, entry["frames"], final, out / "leaderboard.csv" if final
                                     else None)
         entry["eval_s"] = entry.get("eval_s", 0.0) + time.time() - start
         entry["curve"] = [p for p in entry["curve"] if p["step"] != target] + [{"step": target, **{
