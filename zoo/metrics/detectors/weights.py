@@ -77,7 +77,7 @@ WEIGHTS: dict[str, WeightsFile] = {
         ),
         WeightsFile(  # ships in the package (zoo/metrics/detectors/); retrain: zoo weights train shapes_net
             "shapes_net", "shapes_net.pt", (),
-            "8f5cf068f9c349e79f0f5fd7775fb36a1cb8536304e2423dd9efa1693b863fd0", "packaged",
+            "9d6c542ea64e07ffc631ba9eb9dfd70ba683156587406a0e1d693a0f50ce5776", "packaged",
             "the in-repo shapes detector (fvd_shapes, kvd_shapes, is_shapes, acd_shapes, prdc_shapes)",
         ),
     )
@@ -297,7 +297,7 @@ def add_weights_parser(sub) -> None:
     train = tools.add_parser("train", help="retrain an in-repo detector (shapes_net) from a seed")
     train.add_argument("name", choices=["shapes_net"])
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--steps", type=int, default=2000)
+    train.add_argument("--steps", type=int, default=3000)
     train.add_argument("--out", help="weights file (default: the packaged one)")
     train.set_defaults(run=_run_train)
 
