@@ -80,6 +80,10 @@ def test_read_rows_messages_name_the_file_and_the_right_line(tmp_path, capsys):
     with pytest.raises(ZooError) as e:
         read_rows(path)
     assert str(e.value) == f"leaderboard {path} does not exist; `zoo eval` creates it"
+    path.write_bytes(b"")
+    with pytest.raises(ZooError) as e:
+        read_rows(path)
+    assert str(e.value).startswith(f"{path} is not a video-zoo leaderboard (line 1 is ''); it was left untouched")
     path.write_bytes((HEADER + _line("a")).encode() + b"b\xff,c\n")
     with pytest.raises(ZooError) as e:
         read_rows(path)

@@ -47,6 +47,15 @@ MODULES: dict[str, list[str]] = {
     "zoo/models/ema.py": ["tests/test_mutation_kills.py::test_ema_after_k_updates_is_the_closed_form_average",
                           "tests/test_mutation_kills.py::test_ema_decay_range_and_frozen_copy"],
     "zoo/models/base.py": ["tests/models/test_checkpoint_mutants.py"],
+    **{f"zoo/metrics/{name}.py": [
+        "tests/metrics/test_frechet.py", "tests/metrics/test_shapes_metrics.py",
+        "tests/test_mutation_kills.py::test_build_metric_uses_the_presets_covariance",
+        "tests/metrics/test_metric_mutants.py",
+    ] for name in ("presets", "fvd", "feature_metric", "inception_score", "prdc", "stats")},
+    "zoo/training.py": ["tests/test_seeding_mutants.py"],
+    "zoo/datasets/datamodule.py": ["tests/test_seeding_mutants.py"],
+    "zoo/frame_sampling.py": ["tests/models/test_stylegan_v.py::test_sparse_frame_times_follow_the_official_palette",
+                              "tests/test_seeding_mutants.py"],
 }
 # Modules too large to mutate whole in minutes: only these functions' mutants run (mutmut's own mutant-name filter;
 # `name` is a module-level function, `Class.name` a method, `*.name` a method of any class). The score then counts
@@ -59,6 +68,11 @@ FUNCTIONS: dict[str, list[str]] = {
     "zoo/models/base.py": ["read_checkpoint", "_unreadable_message", "checkpoint_meta", "state_dict_mismatch",
                            "check_state_dict", "model_from_meta", "load_model",
                            "VideoGenerativeModel.on_save_checkpoint", "VideoGenerativeModel.on_load_checkpoint"],
+    # per-step seeding and its step counting / checkpoint cadence
+    "zoo/training.py": ["step_seed", "TrainingProgress.__init__", "TrainingProgress.on_train_batch_start",
+                        "TrainingProgress.on_train_batch_end", "TrainingProgress.save"],
+    # the rank-split, resumable training sampler
+    "zoo/datasets/datamodule.py": ["ResumableSampler.__init__", "ResumableSampler.__len__", "ResumableSampler.__iter__"],
 }
 # Fork workers from a server free of pytest for these (slower): with plain fork, mutmut's os.wait() reaps the
 # processes the in-process stats run left behind (tests that start writer processes) and crashes. None of the mapped
