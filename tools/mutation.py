@@ -72,7 +72,8 @@ FUNCTIONS: dict[str, list[str]] = {
     "zoo/training.py": ["step_seed", "TrainingProgress.__init__", "TrainingProgress.on_train_batch_start",
                         "TrainingProgress.on_train_batch_end", "TrainingProgress.save"],
     # the rank-split, resumable training sampler
-    "zoo/datasets/datamodule.py": ["ResumableSampler.__init__", "ResumableSampler.__len__", "ResumableSampler.__iter__"],
+    "zoo/datasets/datamodule.py": ["ResumableSampler.__init__", "ResumableSampler.__len__",
+                                   "ResumableSampler.__iter__"],
 }
 # Fork workers from a server free of pytest for these (slower): with plain fork, mutmut's os.wait() reaps the
 # processes the in-process stats run left behind (tests that start writer processes) and crashes. None of the mapped
