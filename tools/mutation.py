@@ -148,6 +148,14 @@ def run_module(module: str, tests: list[str], root: Path, children: int, survivo
     with open(log, "w") as out:
         rc = subprocess.run([*mutmut, "run", "--max-children", str(children), *patterns], cwd=work, env=env, stdout=out,
                             stderr=subprocess.STDOUT).returncode
+    if rc != 0 and "could not find any test case for any mutant" in log.read_text():
+        # mutmut stops before running anything when the selected tests reach none of the mutated functions: every
+        # mutant is then a "no test" one
+        meta = json.loads((work / "mutants" / (module + ".meta")).read_text())
+        names = [k for k in meta["exit_code_by_key"]
+                 if not patterns or any(fnmatch.fnmatchcase(k, p) for p in patterns)]
+        return {"module": module, "killed": 0, "survived": 0, "no_tests": len(names), "other": 0, "total": len(names),
+                "score_percent": 0.0}
     if rc != 0:
         raise SystemExit(f"mutmut failed on {module} (exit {rc}); see {log}")
     if patterns:
