@@ -56,6 +56,15 @@ MODULES: dict[str, list[str]] = {
     "zoo/datasets/datamodule.py": ["tests/test_seeding_mutants.py"],
     "zoo/frame_sampling.py": ["tests/models/test_stylegan_v.py::test_sparse_frame_times_follow_the_official_palette",
                               "tests/test_seeding_mutants.py"],
+    # the model-level causality sweep (tests/models/test_pixel_causality.py) takes ~45 s; its PixelCNN cases (~4 s)
+    "zoo/models/layers/masked_conv.py": [
+        "tests/models/test_pixel_causality.py::test_receptive_field_is_exactly_the_papers[pixelcnn-convlstm]",
+        "tests/models/test_pixel_causality.py::test_mask_b_in_the_first_layer_is_caught[pixelcnn]",
+        "tests/models/test_pixel_causality.py::test_uneven_colour_groups_stay_causal[pixelcnn]",
+        "tests/models/test_attention_mutants.py",
+    ],
+    "zoo/models/layers/axial_attention.py": ["tests/models/test_attention_mutants.py"],
+    "zoo/models/videogpt/gpt.py": ["tests/models/test_attention_mutants.py"],
 }
 # Modules too large to mutate whole in minutes: only these functions' mutants run (mutmut's own mutant-name filter;
 # `name` is a module-level function, `Class.name` a method, `*.name` a method of any class). The score then counts
@@ -74,6 +83,10 @@ FUNCTIONS: dict[str, list[str]] = {
     # the rank-split, resumable training sampler
     "zoo/datasets/datamodule.py": ["ResumableSampler.__init__", "ResumableSampler.__len__",
                                    "ResumableSampler.__iter__"],
+    # causal self-attention, cross-attention, the start token and the key/value cache (not the model's training code)
+    "zoo/models/videogpt/gpt.py": ["Attention.__init__", "Attention.keys_values", "Attention.forward",
+                                   "KVCache.__init__", "Transformer.forward", "Transformer.new_cache",
+                                   "Transformer.step", "categorical", "decode_codes"],
 }
 # Fork workers from a server free of pytest for these (slower): with plain fork, mutmut's os.wait() reaps the
 # processes the in-process stats run left behind (tests that start writer processes) and crashes. None of the mapped
