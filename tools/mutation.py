@@ -65,6 +65,18 @@ MODULES: dict[str, list[str]] = {
     ],
     "zoo/models/layers/axial_attention.py": ["tests/models/test_attention_mutants.py"],
     "zoo/models/videogpt/gpt.py": ["tests/models/test_attention_mutants.py"],
+    "zoo/models/video_diffusion/schedule.py": [
+        *(f"tests/models/test_video_diffusion.py::{name}" for name in (
+            "test_schedule_identities", "test_parameterizations_round_trip",
+            "test_ancestral_step_with_the_true_x_keeps_the_forward_marginal",
+            "test_ddim_step_with_the_true_x_follows_the_noise", "test_ddim_sampling_is_deterministic")),
+        "tests/models/test_diffusion_mutants.py",
+    ],
+    "zoo/models/video_diffusion/module.py": [
+        "tests/test_mutation_kills.py::test_diffusion_training_step_masks_image_frames_in_temporal_attention",
+        "tests/models/test_video_diffusion.py::test_classifier_free_guidance_uses_the_labels",
+        "tests/models/test_diffusion_mutants.py",
+    ],
 }
 # Modules too large to mutate whole in minutes: only these functions' mutants run (mutmut's own mutant-name filter;
 # `name` is a module-level function, `Class.name` a method, `*.name` a method of any class). The score then counts
@@ -87,6 +99,10 @@ FUNCTIONS: dict[str, list[str]] = {
     "zoo/models/videogpt/gpt.py": ["Attention.__init__", "Attention.keys_values", "Attention.forward",
                                    "KVCache.__init__", "Transformer.forward", "Transformer.new_cache",
                                    "Transformer.step", "categorical", "decode_codes"],
+    # the training loss and its wiring (clip, labels, network call, guidance), not the samplers' extension code
+    "zoo/models/video_diffusion/module.py": ["VideoDiffusion.network_output", "VideoDiffusion.predict_clean",
+                                             "VideoDiffusion.training_step", "VideoDiffusion.joint_clip",
+                                             "VideoDiffusion.training_labels", "VideoDiffusion.diffusion_loss"],
 }
 # Fork workers from a server free of pytest for these (slower): with plain fork, mutmut's os.wait() reaps the
 # processes the in-process stats run left behind (tests that start writer processes) and crashes. None of the mapped
