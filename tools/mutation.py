@@ -77,6 +77,13 @@ MODULES: dict[str, list[str]] = {
         "tests/models/test_video_diffusion.py::test_classifier_free_guidance_uses_the_labels",
         "tests/models/test_diffusion_mutants.py",
     ],
+    "zoo/metrics/preprocess.py": ["tests/metrics/test_detector_mutants.py"],
+    # the reference-vector parity tests of test_i3d.py run full I3D forwards (seconds each): left to the default suite
+    "zoo/metrics/detectors/i3d.py": [
+        "tests/metrics/test_i3d.py::test_tf_same_padding_puts_the_extra_pixel_at_the_end",
+        "tests/metrics/test_i3d.py::test_split_padding_is_symmetric_native_plus_the_end_remainder",
+        "tests/metrics/test_detector_mutants.py",
+    ],
 }
 # Modules too large to mutate whole in minutes: only these functions' mutants run (mutmut's own mutant-name filter;
 # `name` is a module-level function, `Class.name` a method, `*.name` a method of any class). The score then counts
@@ -103,6 +110,9 @@ FUNCTIONS: dict[str, list[str]] = {
     "zoo/models/video_diffusion/module.py": ["VideoDiffusion.network_output", "VideoDiffusion.predict_clean",
                                              "VideoDiffusion.training_step", "VideoDiffusion.joint_clip",
                                              "VideoDiffusion.training_labels", "VideoDiffusion.diffusion_loss"],
+    # TF "SAME" padding and pooling, reference and fast paths of one unit (not the network assembly)
+    "zoo/metrics/detectors/i3d.py": ["same_padding", "split_padding", "MaxPool3dSame.forward", "MaxPool3dSame.fast",
+                                     "Unit3D.__init__", "Unit3D.forward", "Unit3D.folded", "Unit3D.fast"],
 }
 # Fork workers from a server free of pytest for these (slower): with plain fork, mutmut's os.wait() reaps the
 # processes the in-process stats run left behind (tests that start writer processes) and crashes. None of the mapped
