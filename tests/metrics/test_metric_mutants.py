@@ -415,3 +415,120 @@ def test_real_feature_cache_round_trip_key_and_atomic_write(monkeypatch, tmp_pat
     with np.load(path) as npz:
         assert npz["features"].dtype == np.float64
         assert str(npz["meta"]) == json.dumps({"a": [2], "b": 1})
+
+
+# -- survivors of the first mutation run --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["fvd", "kvd", "is", "prdc", "acd"])
+def test_every_metric_keeps_its_extractor_and_torchmetrics_options(name):
+    from zoo.metrics.fvd import FrechetVideoDistance, KernelVideoDistance
+    from zoo.metrics.inception_score import VideoInceptionScore
+    from zoo.metrics.prdc import PRDC, AverageContentDistance
+
+    cls = {"fvd": FrechetVideoDistance, "kvd": KernelVideoDistance, "is": VideoInceptionScore, "prdc": PRDC,
+           "acd": AverageContentDistance}[name]
+    extractor = MeanPixel()
+    metric = cls(extractor, sync_on_compute=False, compute_on_cpu=True)
+    assert metric.extractor is extractor and metric.sync_on_compute is False and metric.compute_on_cpu is True
+    raw = torch.randint(0, 256, (2, 2, 3, 3, 3), dtype=torch.uint8)
+    metric.update(raw)
+    np.testing.assert_allclose(metric.feature_arrays()[1], raw.double().mean(dim=(1, 2, 3)).numpy(), rtol=1e-6)
+
+
+def test_ddp_sync_concatenates_every_ranks_rows():
+    """torchmetrics' sync with a gather function standing for two ranks: rank 1 holds these rows + 10."""
+    from zoo.metrics.fvd import FrechetVideoDistance
+
+    metric = FrechetVideoDistance()
+    metric.update(features=torch.ones(2, 3), real=True)
+    metric.update(features=torch.zeros(1, 3))
+    metric.sync(dist_sync_fn=lambda t, group=None: [t, t + 10], distributed_available=lambda: True)
+    real, fake = metric.feature_arrays()
+    np.testing.assert_array_equal(real, [[1.0] * 3, [1.0] * 3, [11.0] * 3, [11.0] * 3])
+    np.testing.assert_array_equal(fake, [[0.0] * 3, [10.0] * 3])
+    assert isinstance(metric.real_features, torch.Tensor) and metric.real_features.shape == (4, 3)
+
+
+def test_persistent_states_follow_state_dict_arguments():
+    from zoo.metrics.fvd import FrechetVideoDistance
+
+    metric = FrechetVideoDistance(MeanPixel())
+    metric.persistent(True)
+    metric.update(features=torch.ones(2, 3))
+    assert sorted(metric.state_dict(prefix="p.")) == ["p.fake_features", "p.real_features"]
+    assert sorted(metric.state_dict(None, "q.")) == ["q.fake_features", "q.real_features"]  # positional form
+
+
+def test_stylegan_v_is_in_float32_matches_the_reference_and_repeats_pass_their_options(shared_dir):
+    from zoo.metrics.inception_score import VideoInceptionScore, inception_score_repeated
+
+    vectors = np.load(shared_dir / "reference" / "frechet_kvd_is_vectors.npz")
+    probs = torch.softmax(torch.from_numpy(vectors["is_logits"]).double(), dim=1).numpy().astype(np.float32)
+    sgv = VideoInceptionScore(splits=10, convention="stylegan_v")
+    sgv.update(features=torch.from_numpy(probs))
+    out = sgv.results()
+    # float64 arithmetic would differ from the reference by ~1e-7 relative; float32 gives it to the last digit
+    np.testing.assert_allclose([out["is"], out["is_std"]], vectors["is_stylegan_v_mean_std"], rtol=1e-9)
+    p = _probs(3, 12)
+    halves = [[_is_by_hand(p[h * 6 + s * 3: h * 6 + (s + 1) * 3], 1e-20) for s in range(2)] for h in range(2)]
+    mean_of_halves = np.mean([np.mean(h) for h in halves])
+    assert inception_score_repeated(p, 2, splits=2)[0] == pytest.approx(mean_of_halves, rel=1e-12)
+    metric = VideoInceptionScore(splits=2, repeats=2)
+    metric.update(features=torch.from_numpy(p))
+    assert float(metric.compute()) == pytest.approx(mean_of_halves, rel=1e-12)
+    grad = torch.from_numpy(p).requires_grad_(True)  # a detector output still attached to a graph
+    assert inception_score_repeated(grad, 2)[0] == pytest.approx(
+        np.mean([_is_by_hand(p[:6], 1e-20), _is_by_hand(p[6:], 1e-20)]), rel=1e-12)
+
+
+def test_prdc_and_acd_compute_half_precision_features_in_float64_and_keep_small_distances():
+    from zoo.metrics.prdc import average_content_distance, prdc
+
+    real, fake = _features(12, n=10, d=3) * 300, _features(13, n=9, d=3, shift=0.5) * 300  # squares overflow fp16
+    r16, f16 = real.astype(np.float16), fake.astype(np.float16)
+    assert prdc(r16, f16, 2) == pytest.approx(_prdc_by_hand(r16.astype(np.float64), f16.astype(np.float64), 2),
+                                              abs=1e-12)
+    frames = (_features(14, n=2, d=3 * 4) * 300).astype(np.float16)
+    expected = average_content_distance(frames.astype(np.float64), 4)
+    assert np.isfinite(expected) and average_content_distance(frames, 4) == pytest.approx(expected, rel=1e-12)
+    small_real, small_fake = real / 3000, fake / 3000  # every distance below 1
+    assert prdc(small_real, small_fake, 2) == pytest.approx(_prdc_by_hand(small_real, small_fake, 2), abs=1e-12)
+
+
+def test_prdc_counts_points_exactly_on_a_ball_as_inside():
+    """Integer points on a line: distances are exact, so ties with the k-NN radius happen; the definitions use <=."""
+    from zoo.metrics.prdc import prdc
+
+    differs = set()
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        real = rng.integers(0, 12, size=(8, 1)).astype(np.float64)
+        fake = rng.integers(0, 12, size=(7, 1)).astype(np.float64)
+        expected = _prdc_by_hand(real, fake, 2)
+        assert prdc(real, fake, 2) == pytest.approx(expected, abs=1e-12), seed
+        strict = _prdc_strict(real, fake, 2)
+        differs |= {key for key in expected if strict[key] != pytest.approx(expected[key])}
+    assert differs == {"precision", "recall", "density", "coverage"}, "the data has ties for every value"
+
+
+def _prdc_strict(real, fake, k):
+    def dist(a, b):
+        return np.abs(a - b.T)
+
+    rr, fr, d = np.sort(dist(real, real), 1)[:, k], np.sort(dist(fake, fake), 1)[:, k], dist(real, fake)
+    return {"precision": (d < rr[:, None]).any(0).mean(), "recall": (d < fr[None, :]).any(1).mean(),
+            "density": (d < rr[:, None]).sum(0).mean() / k, "coverage": (d.min(1) < rr).mean()}
+
+
+def test_feature_cache_writes_beside_its_target_and_several_keys(monkeypatch, tmp_path):
+    import tempfile
+
+    from zoo.metrics import stats
+
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-system-temp"))  # never staged there
+    first = stats.save_real_features("k1", np.ones((1, 2)), {})
+    second = stats.save_real_features("k2", np.zeros((1, 2)), {})  # the folder exists by now
+    assert sorted(os.listdir(first.parent)) == ["k1.npz", "k2.npz"] and second.parent == first.parent
+    np.testing.assert_array_equal(stats.load_real_features("k2"), np.zeros((1, 2)))
