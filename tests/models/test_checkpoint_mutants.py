@@ -9,6 +9,7 @@ written here, not produced by the loader.
 import dataclasses
 import pickle
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -99,7 +100,8 @@ def test_read_checkpoint_messages_name_each_kind_of_unusable_file(saved, tmp_pat
     data = saved["path"].read_bytes()
     half = tmp_path / "half.ckpt"
     half.write_bytes(data[: len(data) // 2])
-    assert message(half).startswith(f"checkpoint {half} is truncated or corrupt ({len(data) // 2} bytes, incomplete")
+    assert message(half) == (f"checkpoint {half} is truncated or corrupt ({len(data) // 2} bytes, incomplete archive): "
+                             "it was not written completely or was damaged in transfer; use another checkpoint")
     text = tmp_path / "text.ckpt"
     text.write_bytes(b"model: mocogan\n")
     assert message(text) == f"{text} is not a checkpoint (not a torch.save archive): was it written by `zoo fit`?"
@@ -108,13 +110,19 @@ def test_read_checkpoint_messages_name_each_kind_of_unusable_file(saved, tmp_pat
     assert message(cut) == f"checkpoint {cut} is truncated (2 bytes): use another checkpoint"
     raw = tmp_path / "raw.ckpt"
     raw.write_bytes(pickle.dumps({}, protocol=2))
-    assert message(raw).startswith(f"{raw} is a raw pickle, not a PyTorch checkpoint that can be loaded safely")
+    assert message(raw) == (f"{raw} is a raw pickle, not a PyTorch checkpoint that can be loaded safely; video-zoo "
+                            "checkpoints are written by `zoo fit`")
     listed = tmp_path / "list.ckpt"
     torch.save([torch.zeros(2)], listed)
-    assert message(listed).startswith(f"{listed} holds a list, not a video-zoo checkpoint")
+    assert message(listed) == f"{listed} holds a list, not a video-zoo checkpoint; was it written by `zoo fit`?"
     hostile = tmp_path / "hostile.ckpt"
     torch.save({"state_dict": {}, "zoo": {"x": zipfile.ZipInfo("a")}}, hostile)  # any class outside the allow-list
-    assert message(hostile).startswith(f"checkpoint {hostile} refers to the Python object zipfile.ZipInfo, which safe")
+    assert message(hostile) == (f"checkpoint {hostile} refers to the Python object zipfile.ZipInfo, which safe "
+                                "(weights-only) loading refuses: loading it could run code. video-zoo checkpoints "
+                                "hold only tensors and plain values; do not load this file")
+    unreadable = Path("/proc/self/mem")  # a regular file whose first bytes cannot be read (EIO), even as root
+    if unreadable.is_file():
+        assert message(unreadable) == f"cannot read checkpoint {unreadable}: Input/output error"
     assert read_checkpoint(str(saved["path"]))["zoo"]["iteration"] == 7  # a str path works too
 
 
@@ -177,3 +185,44 @@ def test_on_save_checkpoint_writes_the_record_load_model_reads():
     checkpoint = {}
     model.on_save_checkpoint(checkpoint)
     assert checkpoint == {"zoo": _record(config, iteration=5, experiment={"data": {"frames": 8}})}
+
+
+def test_load_model_names_the_file_in_every_refusal(saved, tmp_path):
+    path = tmp_path / "bad.ckpt"
+    cases = [
+        ({"state_dict": {}}, f"{path} is not a video-zoo checkpoint (no 'zoo' record)"),
+        ({"state_dict": {}, "zoo": {"model_name": 3}}, f"{path} has no model name in its 'zoo' record"),
+        ({"state_dict": {"x": torch.zeros(1)}, "zoo": _record(saved["config"])},
+         f"{path}: the weights do not match the architecture its config describes: missing weights "),
+        ({"state_dict": {}, "zoo": _record(saved["config"], model_config={"ngf": "wide"})},
+         f"{path} records a config this version cannot use: model.ngf"),
+    ]
+    for checkpoint, start in cases:
+        torch.save(checkpoint, path)
+        with pytest.raises(ZooError) as e:
+            load_model(path)
+        assert str(e.value).startswith(start), str(e.value)
+
+
+def test_on_load_checkpoint_errors_and_defaults():
+    model, config = _tiny_mocogan()
+    with pytest.raises(ZooError, match=r"^checkpoint is not a video-zoo checkpoint \(no 'zoo' record\)"):
+        model.on_load_checkpoint({"state_dict": {}})
+    record = _record(config)
+    del record["experiment"]  # older checkpoints: no experiment record
+    model.on_load_checkpoint({"zoo": record})
+    assert model.experiment == {} and model.iteration == 7
+
+
+def test_model_from_meta_hands_the_record_to_the_model():
+    """VideoGPT rebuilds its frozen VQ-VAE from the record (`from_checkpoint_meta` gets the whole meta)."""
+    from zoo.models.videogpt.gpt import VideoGPTConfig
+    from zoo.models.videogpt.vqvae import VQVAEConfig
+
+    vq = dataclasses.replace(VQVAEConfig(), hidden_channels=32, residual_channels=16, residual_layers=1,
+                             downsample=(2, 4, 4), codebook_size=64, embedding_dim=16)
+    gpt = dataclasses.replace(VideoGPTConfig(), layers=1, heads=2, width=16, mlp_width=32)
+    meta = {"model_name": "videogpt", "model_config": dataclasses.asdict(gpt), "spec": dataclasses.asdict(SPEC),
+            "vqvae": {"model_config": dataclasses.asdict(vq), "spec": dataclasses.asdict(SPEC)}}
+    model = model_from_meta(meta, "src")
+    assert model.vqvae.config == vq and model.config.vqvae_ckpt is None
