@@ -70,7 +70,8 @@ def test_each_step_is_seeded_from_seed_rank_and_step_and_stops_at_max_steps(tmp_
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["last.ckpt", "step=0000002.ckpt", "step=0000004.ckpt", "step=0000005.ckpt"], names
     assert (tmp_path / "last.ckpt").read_bytes() == (tmp_path / "step=0000005.ckpt").read_bytes()
-    assert torch.load(tmp_path / "step=0000004.ckpt", weights_only=False)["global_step"] == 4
+    full = torch.load(tmp_path / "step=0000004.ckpt", weights_only=False)
+    assert full["global_step"] == 4 and full["optimizer_states"] and "loops" in full, "everything resuming needs"
 
 
 def test_a_resumed_iteration_draws_what_the_straight_run_drew(tmp_path):
@@ -157,6 +158,8 @@ def test_sparse_times_edge_cases():
     offsets = [t[0] for t in frac]
     assert all(isinstance(o, float) and 0 <= o <= 1 for o in offsets) and max(offsets) > 0.9 and min(offsets) < 0.1
     assert all(t[1:] == [t[0] + 1, t[0] + 2] for t in frac)
+    long = [sparse_frame_times(3, 2, 10, rng, fractional=True)[0] for _ in range(300)]  # room 7
+    assert 0 <= min(long) < 0.5 and 6.5 < max(long) <= 7
     with pytest.raises(ValueError, match=r"^a video of 2 frames cannot hold 3 distinct frames$"):
         sparse_frame_times(3, 32, 2, rng)
     assert GAP_PALETTE == tuple(2**i for i in range(12))  # the official `total_dists`: 1 .. 2048
