@@ -69,7 +69,8 @@ def _masked_conv_by_hand(conv: MaskedConv2d, x: torch.Tensor, allowed) -> torch.
     return out
 
 
-@pytest.mark.parametrize("mask_type,kernel,centre", [("A", 3, None), ("B", (3, 4), (1, 2)), ("B", (2, 3), (1, 1))])
+@pytest.mark.parametrize("mask_type,kernel,centre", [("A", 3, None), ("B", (3, 4), (1, 2)), ("B", (2, 3), (1, 1)),
+                                                     ("A", 5, None), ("B", (4, 5), None), ("B", 3, (2, 1))])
 def test_masked_conv_is_the_causal_convolution_computed_by_hand(mask_type, kernel, centre):
     conv = MaskedConv2d(6, 3, kernel, mask_type, centre=centre).double()
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
@@ -301,3 +302,33 @@ def test_decoding_draws_each_code_from_the_logits_of_the_codes_before_it():
     logits = model(table[cached])  # teacher forcing on the drawn codes: each draw is the inverse CDF at its uniform
     for i in range(12):
         assert torch.equal(categorical(logits[:, i], uniform[:, i]), cached[:, i])
+
+
+def test_class_labels_reach_every_block_in_teacher_forcing_and_cached_steps():
+    from zoo.models.videogpt.gpt import Transformer
+
+    torch.manual_seed(2)
+    model = Transformer(_gpt_config(), (1, 2, 2), code_dim=4, codebook_size=5, num_classes=3).double().eval()
+    torch.nn.init.normal_(model.head.weight, std=1.0)
+    for module in model.modules():  # labelled gains and biases away from their shared start values
+        if isinstance(module, torch.nn.Embedding):
+            torch.nn.init.normal_(module.weight, std=0.5)
+    emb = torch.randn(2, 4, 4, dtype=torch.float64)
+    labels = torch.tensor([0, 2])
+    full = model(emb, labels)
+    swapped = model(emb, labels.flip(0))
+    assert not torch.allclose(full, swapped), "the label changes the logits"
+    gain, bias = model.norm.gain.weight.detach().clone(), model.norm.bias.weight.detach().clone()
+    with torch.no_grad():
+        model.norm.gain.weight.copy_(gain[:1].expand_as(gain))  # the final norm ignores the label now
+        model.norm.bias.weight.copy_(bias[:1].expand_as(bias))
+        inner = model(emb, labels)
+        assert not torch.allclose(inner, model(emb, labels.flip(0))), "the blocks' norms read the label too"
+        cache = model.new_cache(2, emb)
+        for i in range(4):
+            previous = emb[:, i - 1: i] if i else torch.zeros(2, 1, 4, dtype=torch.float64)
+            torch.testing.assert_close(model.step(previous, cache, labels), inner[:, i])
+        model.norm.gain.weight.copy_(gain)
+        model.norm.bias.weight.copy_(bias)
+        cache = model.new_cache(2, emb)
+        torch.testing.assert_close(model.step(torch.zeros(2, 1, 4, dtype=torch.float64), cache, labels), full[:, 0])
