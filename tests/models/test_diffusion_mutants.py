@@ -225,3 +225,21 @@ def test_classifier_free_guidance_by_hand():
         eps = plain.unet(z, t, labels)
         torch.testing.assert_close(plain.predict_clean(plain.unet, z, lam, labels), (z - sigma * eps) / alpha,
                                    rtol=1e-4, atol=1e-4)
+
+
+def test_guidance_applies_only_to_class_conditional_models_for_every_nonzero_weight():
+    z = torch.randn(3, 3, 4, 16, 16)  # 3 clips: the guided batch holds 6
+    lam = torch.tensor([-1.0, 0.5, 2.0])
+    t = S.CosineLogSNR().time(lam)
+    alpha, sigma = lam.sigmoid().sqrt().view(-1, 1, 1, 1, 1), (-lam).sigmoid().sqrt().view(-1, 1, 1, 1, 1)
+    one = _model(num_classes=5, class_conditional=True, guidance_weight=1.0, prediction="v")
+    labels = torch.tensor([0, 4, 2])
+    with torch.no_grad():
+        v = 2.0 * one.unet(z, t, labels) - one.unet(z, t, torch.full((3,), 5))
+        torch.testing.assert_close(one.predict_clean(one.unet, z, lam, labels), alpha * z - sigma * v,
+                                   rtol=1e-4, atol=1e-4)
+    unconditional = _model(guidance_weight=2.0, prediction="v")  # nothing to guide with: the plain prediction
+    with torch.no_grad():
+        v = unconditional.unet(z, t, None)
+        torch.testing.assert_close(unconditional.predict_clean(unconditional.unet, z, lam, None),
+                                   alpha * z - sigma * v, rtol=1e-4, atol=1e-4)
