@@ -243,3 +243,42 @@ def test_guidance_applies_only_to_class_conditional_models_for_every_nonzero_wei
         v = unconditional.unet(z, t, None)
         torch.testing.assert_close(unconditional.predict_clean(unconditional.unet, z, lam, None),
                                    alpha * z - sigma * v, rtol=1e-4, atol=1e-4)
+
+
+def test_training_step_conditions_on_the_batch_labels():
+    model = _model(num_classes=5, class_conditional=True, p_uncond=0.0)
+    batch = {"video": torch.rand(2, 3, 4, 16, 16) * 2 - 1, "label": torch.tensor([1, 3])}
+    torch.manual_seed(7)
+    with pytest.warns(Warning):  # self.log outside a Trainer warns; the step itself is the real one
+        loss = model.training_step(batch, 0)
+    torch.manual_seed(7)
+    torch.rand(2)  # the step first draws which labels to drop (none, with p_uncond = 0)
+    expected = model.diffusion_loss(batch["video"], torch.tensor([1, 3]), 4)
+    torch.manual_seed(7)
+    torch.rand(2)
+    unlabelled = model.diffusion_loss(batch["video"], torch.tensor([5, 5]), 4)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert unlabelled.item() != pytest.approx(expected.item(), rel=1e-4)
+    torch.manual_seed(7)  # diffusion_loss hands the labels to the network (by hand: the same draws, then the U-Net)
+    torch.rand(2)
+    t = torch.rand(2)
+    eps = torch.randn(batch["video"].shape)
+    lam = S.CosineLogSNR().log_snr(t)
+    alpha, sigma = lam.sigmoid().sqrt().view(-1, 1, 1, 1, 1), (-lam).sigmoid().sqrt().view(-1, 1, 1, 1, 1)
+    with torch.no_grad():
+        out = model.unet(alpha * batch["video"] + sigma * eps, t, torch.tensor([1, 3]), video_frames=4)
+    target = alpha * eps - sigma * batch["video"]
+    assert expected.item() == pytest.approx(((out - target) ** 2).mean().item(), rel=1e-4)
+
+
+def test_a_training_step_logs_the_loss_on_the_progress_bar(tmp_path):
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader
+
+    model = _model()
+    model.train()
+    clips = [{"video": torch.rand(3, 4, 16, 16) * 2 - 1} for _ in range(2)]
+    trainer = pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_model_summary=False, enable_progress_bar=False, default_root_dir=tmp_path)
+    trainer.fit(model, DataLoader(clips, batch_size=2))
+    assert "train/loss" in trainer.callback_metrics and "train/loss" in trainer.progress_bar_metrics
