@@ -26,9 +26,11 @@ def test_tf_legacy_grid_by_hand():
 
 def test_resize_modes_by_hand():
     image = torch.tensor([[0.0, 10.0], [20.0, 30.0]]).view(1, 1, 2, 2)
-    # align_corners=True (Chainer): 2 -> 3 puts the middle sample halfway
+    # align_corners=True (Chainer): 2 -> 3 puts the middle sample halfway; 2 -> 4 samples at 0, 1/3, 2/3, 1
     torch.testing.assert_close(resize_frames(image, (3, 3), "chainer_bilinear")[0, 0], torch.tensor([
         [0.0, 5.0, 10.0], [10.0, 15.0, 20.0], [20.0, 25.0, 30.0]]))
+    torch.testing.assert_close(resize_frames(image, (1, 4), "chainer_bilinear")[0, 0],
+                               torch.tensor([[0.0, 10 / 3, 20 / 3, 10.0]]))
     # align_corners=False (torch): rows 2 -> 1 sample at 0.5 (the mean row [10, 20]); columns 2 -> 4 at
     # (i + 0.5) / 2 - 0.5 = -0.25, 0.25, 0.75, 1.25, clamped to the edge pixels
     torch.testing.assert_close(resize_frames(image, (1, 4), "torch_bilinear")[0, 0],
@@ -136,7 +138,7 @@ def _unit(kernel, stride, **kw):
     return unit.eval()
 
 
-def _unit_by_hand(unit, x):
+def _unit_by_hand(unit, x, relu=True):
     """Zero padding by `same_padding`'s rule, plain convolution, then BatchNorm (eps 1e-3) and ReLU by hand."""
     pads = same_padding(tuple(x.shape[2:]), unit.kernel, unit.stride)
     y = F.conv3d(F.pad(x, pads), unit.conv3d.weight, unit.conv3d.bias, unit.stride)
@@ -144,13 +146,16 @@ def _unit_by_hand(unit, x):
         shape = (1, -1, 1, 1, 1)
         y = (y - unit.bn.running_mean.view(shape)) / torch.sqrt(unit.bn.running_var.view(shape) + 1e-3)
         y = y * unit.bn.weight.view(shape) + unit.bn.bias.view(shape)
-    return y.clamp(min=0) if unit.relu else y
+    return y.clamp(min=0) if relu else y
 
 
-@pytest.mark.parametrize("kernel,stride", [((7, 7, 7), (2, 2, 2)), ((3, 3, 3), (1, 1, 1)), ((1, 1, 1), (1, 1, 1))])
+@pytest.mark.parametrize("kernel,stride", [((7, 7, 7), (2, 2, 2)), ((3, 3, 3), (1, 1, 1)), ((1, 1, 1), (1, 1, 1)),
+                                           ((1, 1, 1), (2, 2, 2)), ((1, 1, 1), (2, 1, 1)), ((1, 1, 1), (1, 2, 1)),
+                                           ((1, 1, 1), (1, 1, 2)), ((2, 1, 1), (1, 1, 1)), ((1, 2, 1), (1, 1, 1)),
+                                           ((1, 1, 2), (1, 1, 1))])
 def test_unit_reference_and_folded_paths_by_hand(kernel, stride):
     unit = _unit(kernel, stride)
-    assert unit.bn.eps == 1e-3 and unit.bn.momentum == 0.01 and unit.conv3d.bias is None
+    assert unit.bn.eps == 1e-3 and unit.bn.momentum == 0.01 and unit.conv3d.bias is None and unit.relu
     x = torch.randn(2, 3, 5, 9, 8, dtype=torch.float64)
     expected = _unit_by_hand(unit, x)
     torch.testing.assert_close(unit(x), expected)
@@ -170,6 +175,7 @@ def test_logits_unit_has_a_bias_and_no_norm_or_relu():
     torch.testing.assert_close(unit(x), expected)
     weight, bias = unit.folded()
     torch.testing.assert_close(unit.fast(x, weight, bias), expected)
+    torch.testing.assert_close(_unit_by_hand(unit, x, relu=False), expected)
     conv_bias = _unit((3, 3, 3), (1, 1, 1), bias=True)  # a biased convolution followed by BatchNorm: folded too
     torch.nn.init.uniform_(conv_bias.conv3d.bias, -1, 1)
     x = torch.randn(1, 3, 3, 4, 4, dtype=torch.float64)
