@@ -3,13 +3,15 @@
     pip install -e .[dev]
     python tools/mutation.py                          # every module of MODULES
     python tools/mutation.py --module zoo/metrics/frechet.py --module zoo/leaderboard.py
-    python tools/mutation.py --list                   # the module -> tests map
+    python tools/mutation.py --list                   # the module -> tests map (and functions, where restricted)
+    python tools/mutation.py --module zoo/models/videogpt/gpt.py --functions categorical Transformer.step
 
 Each module is mutated by mutmut (3.x) in a scratch copy of the repository (the worktree is never modified) and only
-its targeted tests run against each mutant, so a module takes minutes, not hours. Prints one CSV row per module:
-`module,killed,survived,no_tests,other,total,score_percent` (score = killed / total; no_tests: mutants in functions
-none of the module's tests call; other: timeouts, suspicious results, segfaults) and, with --survivors, each
-surviving mutant's diff.
+its targeted tests run against each mutant, so a module takes minutes, not hours. For large modules, FUNCTIONS names
+the functions whose mutants run (mutmut's mutant-name filter); the row then counts those mutants only. Prints one
+CSV row per module: `module,killed,survived,no_tests,other,total,score_percent` (score = killed / total; no_tests:
+mutants in functions none of the module's tests call; other: timeouts, suspicious results, segfaults) and, with
+--survivors, each surviving mutant's diff.
 """
 
 from __future__ import annotations
