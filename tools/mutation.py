@@ -117,9 +117,9 @@ FUNCTIONS: dict[str, list[str]] = {
                                      "Unit3D.__init__", "Unit3D.forward", "Unit3D.folded", "Unit3D.fast"],
 }
 # Fork workers from a server free of pytest for these (slower): with plain fork, mutmut's os.wait() reaps the
-# processes the in-process stats run left behind (tests that start writer processes) and crashes. None of the mapped
-# selections starts processes now: the leaderboard's process-based tests (4 spawned writers; a locked-out child) stay
-# in the default suite, and its mapping keeps their deterministic in-process counterparts.
+# processes the in-process stats run left behind (tests that start writer processes) and crashes. The leaderboard's
+# process-based tests (4 spawned writers; a locked-out child) are left out of its mapping (they stay in the default
+# suite; its deterministic in-process lock probe is mapped), so it runs in plain fork mode now.
 FORKSERVER: set[str] = set()
 COLUMNS = ("module", "killed", "survived", "no_tests", "other", "total", "score_percent")
 COPY = ("zoo", "tests", "experiments", "setup.cfg", "README.md")
