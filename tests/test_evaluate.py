@@ -200,3 +200,37 @@ def test_comparable_gives_every_reason_and_nan_is_explained():
     values = explain_undefined({"kvd": 0.5, "kvd_tfgan_block_stderr": float("nan")})
     assert values["kvd"] == 0.5 and values["kvd_tfgan_block_stderr"] is None
     assert "at least 2 blocks" in values["kvd_tfgan_block_stderr_undefined"]
+
+
+def test_groups_of_the_same_clips_sample_the_checkpoint_once(tmp_path, monkeypatch):
+    """FVD, IS and ACD on shapes_net are three feature groups but one set of generated clips: the model samples
+    them once, and each value equals the value of that metric evaluated alone (which samples its own clips)."""
+    import dataclasses
+
+    from tests.conftest import REPO
+    from zoo.metrics.presets import PRESETS
+    from zoo.models.mocogan import MoCoGAN
+
+    run = tmp_path / "run"
+    tiny = str(REPO / "experiments" / "mocogan" / "tiny.yaml")
+    assert main(["fit", "--model", "mocogan", "--config", tiny, "--run-dir", str(run), "--max-steps", "1"]) == 0
+    drawn = []
+    sample = MoCoGAN.sample
+
+    def counted(self, n, *args, **kwargs):
+        drawn.append(n)
+        return sample(self, n, *args, **kwargs)
+
+    monkeypatch.setattr(MoCoGAN, "sample", counted)
+    presets = [dataclasses.replace(PRESETS[name], frames=8) for name in ("fvd_shapes", "is_shapes", "acd_shapes")]
+
+    def scores(metrics):
+        request = EvalRequest(metrics=metrics, ckpt=str(run / "checkpoints" / "last.ckpt"), num_samples=6,
+                              num_real=6, batch_size=3, samples_gif=False, leaderboard=str(tmp_path / "lb.csv"))
+        return [r.values[r.preset.metric] for r in evaluate(request)]
+
+    together = scores(presets)
+    assert sum(drawn) == 6
+    alone = [scores([p])[0] for p in presets]
+    assert sum(drawn) == 6 + 3 * 6
+    assert together == pytest.approx(alone, rel=1e-9)

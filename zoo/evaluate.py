@@ -1,19 +1,22 @@
 """One evaluation path: sample (or read videos) -> uint8 -> detector features -> metric -> leaderboard row.
 
 `zoo eval` resolves each requested metric to a protocol preset, groups metrics that share detector features (FVD and
-KVD on the same I3D pass), extracts real features once per protocol fingerprint (cached), generated features in
-batches on every rank (DDP: gloo on CPU, NCCL on GPU; batch b always holds the same samples whatever the number of
-ranks), syncs the metric states, prints a table and appends leaderboard rows.
+KVD on the same I3D pass), extracts real features once per protocol fingerprint (cached), samples a checkpoint's
+videos once for all groups that score the same clips (IS and ACD read other detector outputs than FVD, not other
+videos), extracts generated features in batches on every rank (DDP: gloo on CPU, NCCL on GPU; batch b always holds
+the same samples whatever the number of ranks), syncs the metric states, prints a table and appends leaderboard rows.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -368,6 +371,34 @@ def fake_videos(request: EvalRequest, model, preset: Preset, config: DataConfig,
     yield from DataLoader(_FirstClips(dataset), batch_sampler=batches, num_workers=config.num_workers)
 
 
+class SharedSamples:
+    """A checkpoint's generated batches, sampled once for all the groups that score the same clips (frames, stride and
+    count): sampling is seeded per batch, so drawing again would give the same videos at the same cost. Batches are
+    kept only while a later group still needs them."""
+
+    def __init__(self, presets: list[Preset], model):
+        self.uses = Counter(self.key(p) for p in presets) if model is not None else Counter()
+        self.kept: dict[tuple, list[torch.Tensor]] = {}
+
+    @staticmethod
+    def key(p: Preset) -> tuple:
+        return p.frames, p.frame_stride, p.num_fake
+
+    def batches(self, preset: Preset, draw: Callable[[], Iterator[torch.Tensor]]) -> Iterator[torch.Tensor]:
+        key = self.key(preset)
+        self.uses[key] -= 1
+        if key in self.kept:
+            yield from (self.kept[key] if self.uses[key] > 0 else self.kept.pop(key))
+            return
+        if self.uses[key] <= 0:  # the last (or only) group of these clips: nothing to keep
+            yield from draw()
+            return
+        kept = self.kept[key] = []
+        for pixels in draw():
+            kept.append(pixels)
+            yield pixels
+
+
 # -- the distributed run ------------------------------------------------------------------------------------------
 
 
@@ -381,7 +412,7 @@ def _extractor(request: EvalRequest, preset: Preset, device: torch.device) -> nn
 
 
 def _run_group(request: EvalRequest, presets: list[Preset], model, run: dict, rank: int, world: int,
-               device: torch.device) -> list[EvalResult]:
+               device: torch.device, samples: SharedSamples | None = None) -> list[EvalResult]:
     from zoo.metrics.stats import load_real_features, save_real_features, stats_key
 
     p0 = presets[0]
@@ -425,7 +456,8 @@ def _run_group(request: EvalRequest, presets: list[Preset], model, run: dict, ra
         raise ZooError(f"{p0.name} uses no real videos; there are no statistics to cache")
     first = None
     with _progress(p0.num_fake, f"generated {p0.name}", rank) as bar:
-        for pixels in fake_videos(request, model, p0, config, rank, world):
+        draw = functools.partial(fake_videos, request, model, p0, config, rank, world)
+        for pixels in samples.batches(p0, draw) if samples is not None else draw():
             if first is None and rank == 0:
                 first = pixels[:16]
             feats = extractor(pixels.to(device))
@@ -494,11 +526,12 @@ def _run(rank: int, world: int, request: EvalRequest, port: int, out: str | None
         workers = max(group_data_config(request, run, g[0]).num_workers for g in groups.values())
         apply_threads(request.threads, workers, world if device.type == "cpu" else 1)
         results = []
+        samples = SharedSamples([g[0] for g in groups.values() if g[0].metric != "bpd"], model)
         for group in groups.values():
             if group[0].metric == "bpd":  # a likelihood, not detector features: its own short path
                 results += [_run_bpd(request, p, model, run, rank, world, device) for p in group]
                 continue
-            results += _run_group(request, group, model, run, rank, world, device)
+            results += _run_group(request, group, model, run, rank, world, device, samples)
         if rank == 0:
             report(results, request, run)
             if out is not None:  # plain values only, so the parent reads them back with weights_only=True
