@@ -119,7 +119,8 @@ def _tf_max_pool_by_hand(x, kernel, stride):
 @pytest.mark.parametrize("kernel,stride,size", [((1, 3, 3), (1, 2, 2), (3, 8, 7)), ((3, 3, 3), (1, 1, 1), (3, 4, 5)),
                                                 ((2, 2, 2), (2, 2, 2), (5, 5, 4)), ((3, 3, 3), (2, 2, 2), (4, 9, 6)),
                                                 ((1, 2, 1), (1, 3, 1), (2, 7, 3)),
-                                                ((2, 2, 2), (1, 1, 1), (3, 4, 5))])  # native pool too short: fallback
+                                                ((2, 2, 2), (1, 1, 1), (3, 4, 5)),  # native pool too short: fallback
+                                                ((2, 2, 2), (1, 1, 1), (1, 4, 5))])  # window longer than the axis
 def test_max_pool_same_both_paths_by_hand(kernel, stride, size):
     x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(0))
     pool = MaxPool3dSame(kernel, stride)

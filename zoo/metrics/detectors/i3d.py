@@ -90,7 +90,9 @@ class MaxPool3dSame(nn.Module):
         size = tuple(x.shape[2:])
         symmetric, extra = split_padding(size, self.kernel, self.stride)
         wanted = [math.ceil(s / st) for s, st in zip(size, self.stride)]
-        if all(2 * p <= k for p, k in zip(symmetric, self.kernel)):  # PyTorch's limit on native padding
+        # PyTorch's limits on native padding, and on windows larger than the padded axis (ceil_mode cannot stand in
+        # for SAME's end pixel there)
+        if all(2 * p <= k <= s + 2 * p for s, p, k in zip(size, symmetric, self.kernel)):
             ceil = any(extra)
             y = F.max_pool3d(x, self.kernel, self.stride, padding=symmetric, ceil_mode=ceil)
             if list(y.shape[2:]) == wanted:
