@@ -268,8 +268,9 @@ def config_rows(m: Config, device: str, threads: int, steps: int, peer_path: str
             ]
         if key != "lucidrains" and have_theirs and isinstance(timed.get("lucidrains"), list):
             ratios = [a / b for a, b in zip(timed[key], timed["lucidrains"])]  # step by step, same load
-            out.append((f"train step ratio {key}/lucidrains (median of per-step ratios)", where,
-                        round(statistics.median(ratios), 3), "x"))
+            out += [(f"train step ratio {key}/lucidrains ({stat} of {len(ratios)} per-step ratios)", where,
+                     round(fn(ratios), 3), "x") for stat, fn in (("median", statistics.median), ("min", min),
+                                                                  ("max", max))]
     return out
 
 

@@ -15,7 +15,13 @@ from zoo.datasets import build_dataset
 from zoo.errors import ZooError
 from zoo.models.base import VideoSpec
 from zoo.models.videogpt.gpt import VideoGPT, VideoGPTConfig, categorical
-from zoo.models.videogpt.vqvae import EMACodebook, VideoGPTVQVAE, VQVAEConfig
+from zoo.models.videogpt.vqvae import (
+    EMACodebook,
+    SamePadConv3d,
+    SamePadConvTranspose3d,
+    VideoGPTVQVAE,
+    VQVAEConfig,
+)
 from zoo.training import fit
 
 FAST = ("train.max_steps=2", "train.checkpoint_every=2", "train.sample_every=0", "train.batch_size=4")
@@ -161,6 +167,30 @@ def test_vqvae_sample_decodes_uniform_codes_and_downsampling_is_per_axis():
     with pytest.raises(ValueError, match="powers of two"):
         VideoGPTVQVAE(dataclasses.replace(config, downsample=(3, 4, 4)), VideoSpec(3, 12, 32, 0))
 
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_rgb_end_convolutions_equal_the_padded_reference(transposed):
+    """The 3-channel ends of the encoder and decoder run in space-to-depth form (`SamePadConv3d`,
+    `SamePadConvTranspose3d`); outputs and all gradients must equal the official form, `F.pad` by kernel - stride
+    (larger half in front) and then an unpadded (transposed: padding kernel - 1) convolution, in float64."""
+    torch.manual_seed(0)
+    layer = (SamePadConvTranspose3d(5, 3, 4, (2, 2, 2)) if transposed else SamePadConv3d(3, 5, 4, (2, 2, 2))).double()
+    assert layer.depth_to_space if transposed else layer.space_to_depth  # the fast path is the one under test
+    x = torch.randn(2, 5 if transposed else 3, 4, 6, 8, dtype=torch.float64, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    w = layer.conv.weight.detach().clone().requires_grad_()
+    b = layer.conv.bias.detach().clone().requires_grad_()
+    padded = F.pad(x_ref, (1, 1) * 3)
+    y_ref = (F.conv_transpose3d(padded, w, b, stride=2, padding=3) if transposed else F.conv3d(padded, w, b, stride=2))
+    y = layer(x)
+    assert y.shape == y_ref.shape == ((2, 3, 8, 12, 16) if transposed else (2, 5, 2, 3, 4))
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-12)
+    grad = torch.randn_like(y_ref)
+    y.backward(grad)
+    y_ref.backward(grad)
+    for ours, ref in [(x.grad, x_ref.grad), (layer.conv.weight.grad, w.grad), (layer.conv.bias.grad, b.grad)]:
+        torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
 
 # -- stage 2 ----------------------------------------------------------------------------------------------------------
 

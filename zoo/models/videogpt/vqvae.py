@@ -81,8 +81,15 @@ class SamePadConv3d(nn.Module):
         super().__init__()
         native, self.pad = _split_padding(_same_padding(kernel, stride))
         self.conv = nn.Conv3d(c_in, c_out, kernel, stride=stride, padding=native, bias=bias)
+        self.space_to_depth = _space_to_depth_pays(kernel, stride, c_in)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.space_to_depth and not any(n % 2 for n in x.shape[2:]):  # odd sizes: the plain path below
+            # pad 1, then every 2x2x2 block of voxels becomes 8 channels: the stride-2 kernel-4 convolution is then
+            # a stride-1 kernel-2 one (the same products, summed in another order; fewer idle lanes on 3 channels)
+            blocks = rearrange(F.pad(x, (1, 1, 1, 1, 1, 1)), "b c (t i) (h j) (w k) -> b (c i j k) t h w",
+                               i=2, j=2, k=2).contiguous(memory_format=torch.channels_last_3d)  # (B, 8C, T/2+1, ...)
+            return F.conv3d(blocks, _kernel_to_depth(self.conv.weight), self.conv.bias)  # (B, C_out, T/2, H/2, W/2)
         return self.conv(F.pad(x, self.pad) if any(self.pad) else x)
 
 
@@ -96,9 +103,32 @@ class SamePadConvTranspose3d(nn.Module):
         native, self.pad = _split_padding(_same_padding(kernel, stride))
         padding = tuple(kernel - 1 - p * s for p, s in zip(native, stride))
         self.conv = nn.ConvTranspose3d(c_in, c_out, kernel, stride=stride, padding=padding)
+        self.depth_to_space = _space_to_depth_pays(kernel, stride, c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.depth_to_space:
+            # the adjoint of `SamePadConv3d`'s space-to-depth form: a stride-1 kernel-2 transposed convolution to
+            # 8 x C_out channels, each 8 channels a 2x2x2 block of voxels, then the outer voxel cropped on every side
+            y = F.conv_transpose3d(x, _kernel_to_depth(self.conv.weight))  # (B, 8 C_out, T+1, H+1, W+1)
+            y = rearrange(y, "b (c i j k) t h w -> b c (t i) (h j) (w k)", i=2, j=2, k=2)[:, :, 1:-1, 1:-1, 1:-1]
+            return y.contiguous(memory_format=torch.channels_last_3d) + self.conv.bias[:, None, None, None]
         return self.conv(F.pad(x, self.pad) if any(self.pad) else x)
+
+
+# Space-to-depth pays only where the convolution has few channels on its full-resolution side (the RGB end of the
+# encoder and decoder): at the paper config (batch 2, 16x64x64, 3 <-> 240 channels) forward + backward measured 1.95x
+# (convolution) and 1.63x (transposed) faster on one CPU thread, but 0.71x / 0.79x at 240 <-> 240 channels.
+SPACE_TO_DEPTH_MAX_CHANNELS = 16
+
+
+def _space_to_depth_pays(kernel: int, stride: tuple[int, int, int], channels: int) -> bool:
+    return kernel == 4 and tuple(stride) == (2, 2, 2) and channels <= SPACE_TO_DEPTH_MAX_CHANNELS
+
+
+def _kernel_to_depth(weight: torch.Tensor) -> torch.Tensor:
+    """A `(O, I, 4, 4, 4)` kernel as the `(O, 8 I, 2, 2, 2)` kernel of its space-to-depth form: tap 2a + i of an axis
+    is tap a over the i-th voxel of each 2-voxel block (same order as the input's blocks)."""
+    return rearrange(weight, "o c (t i) (h j) (w k) -> o (c i j k) t h w", i=2, j=2, k=2)
 
 
 def _same_padding(kernel: int, stride: tuple[int, int, int]) -> tuple[int, ...]:
