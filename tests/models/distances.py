@@ -1,10 +1,9 @@
-"""Distances between sets of videos for learning checks: no model's own loss.
+"""The distance of every model's slow learning check: `fvd_shapes` (the shapes benchmark's FVD with the shipped
+`shapes_net` detector), so the zoo's checks use the yardstick its users get from `zoo eval --metric fvd_shapes`.
 
-`video_distance` (what every model's slow check calls) is still the kernel MMD on pooled frames and frame differences.
-`fvd_shapes_distance` is the shapes benchmark's FVD with the shipped `shapes_net`; the checks do not use it yet: it
-ranks MoCoGAN after 200 steps of its slow check (32 181) far behind its untrained network (1 831), because the
-detector, trained on clean clips only, answers high-frequency artefacts with exploding features (README, "The shapes
-benchmark"). Switch `video_distance` to it once the detector is retrained with artefact augmentation.
+The detector is trained with corruption augmentation (noise, coloured speckle, blur, blockiness, README "The shapes
+benchmark"), so early samples full of high-frequency artefacts score as far from real as they look, instead of
+farther than an untrained network's near-grey clips.
 """
 
 from __future__ import annotations
@@ -12,43 +11,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 import torch
-import torch.nn.functional as F
-from einops import rearrange
 
 from zoo.metrics.feature_metric import as_pixels
 from zoo.metrics.frechet import frechet_distance
-
-
-def video_features(videos: torch.Tensor, pool: int = 8) -> torch.Tensor:
-    """Appearance + motion features: every frame average-pooled to pool x pool, and the pooled frame differences.
-
-    Args:
-        videos: float `[N, C, T, H, W]` in [-1, 1].
-
-    Returns:
-        float64 `[N, D]`.
-    """
-    n, c, t = videos.shape[:3]
-    frames = F.adaptive_avg_pool2d(rearrange(videos.float(), "n c t h w -> (n t) c h w"), pool)
-    frames = rearrange(frames, "(n t) c h w -> n t (c h w)", n=n)
-    motion = (frames[:, 1:] - frames[:, :-1]).abs() if t > 1 else frames[:, :0]
-    return torch.cat([frames.flatten(1), 4 * motion.flatten(1)], dim=1).double()
-
-
-def kernel_mmd(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Unbiased MMD^2 with the polynomial kernel (x.y / d + 1)^3 (as in KID/KVD) between feature sets `[N, D]`."""
-    d = x.shape[1]
-    kxx, kyy, kxy = ((x @ x.T) / d + 1) ** 3, ((y @ y.T) / d + 1) ** 3, ((x @ y.T) / d + 1) ** 3
-    m, n = len(x), len(y)
-    return float(
-        (kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
-        + (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1))
-        - 2 * kxy.mean()
-    )
-
-
-def video_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
-    return kernel_mmd(video_features(real), video_features(fake))
 
 
 @lru_cache(maxsize=1)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from tests.conftest import REPO
 from tests.models.contract import ModelContract
 from tests.models.ddp import assert_identical_ranks, run_ddp_fit
-from tests.models.distances import video_distance
+from tests.models.distances import fvd_shapes_distance
 from zoo.config import resolve_config
 from zoo.datasets import build_dataset
 from zoo.frame_sampling import GAP_PALETTE, sparse_frame_times
@@ -310,7 +310,7 @@ def test_learns_shapes(tmp_path):
     real = torch.stack([build_dataset("shapes", frames=16, resolution=32, seed=1)[i]["video"] for i in range(64)])
     g = torch.Generator().manual_seed(0)
     untrained = StyleGANV(config.model, result.model.spec)
-    before = video_distance(real, untrained.sample(64, frames=16, generator=g))
-    after = video_distance(real, result.model.sample(64, frames=16, generator=torch.Generator().manual_seed(0)))
+    before = fvd_shapes_distance(real, untrained.sample(64, frames=16, generator=g))
+    after = fvd_shapes_distance(real, result.model.sample(64, frames=16, generator=torch.Generator().manual_seed(0)))
     assert after < 0.5 * before, (before, after)
     assert math.isfinite(after)

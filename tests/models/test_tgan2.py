@@ -13,7 +13,7 @@ from pytorch_lightning.callbacks import Callback
 from tests.conftest import REPO
 from tests.models.contract import ModelContract
 from tests.models.ddp import assert_identical_ranks, run_ddp_fit
-from tests.models.distances import video_distance
+from tests.models.distances import fvd_shapes_distance
 from zoo.config import resolve_config
 from zoo.errors import ZooError
 from zoo.models.base import VideoSpec
@@ -395,8 +395,8 @@ def test_tgan2_learns_shapes(tmp_path):
     initial = build_model(config, datamodule)
     trained = fit(config).model.cpu()
     real = torch.stack([datamodule.dataset[i]["video"] for i in range(128)])
-    d_initial = video_distance(real, initial.sample(128, generator=torch.Generator().manual_seed(0)))
-    d_trained = video_distance(real, trained.sample(128, generator=torch.Generator().manual_seed(0)))
+    d_initial = fvd_shapes_distance(real, initial.sample(128, generator=torch.Generator().manual_seed(0)))
+    d_trained = fvd_shapes_distance(real, trained.sample(128, generator=torch.Generator().manual_seed(0)))
     assert d_trained < 0.5 * d_initial, (d_initial, d_trained)
 
 

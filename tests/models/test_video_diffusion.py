@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tests.models.contract import ModelContract
-from tests.models.distances import video_distance
+from tests.models.distances import fvd_shapes_distance
 from zoo.models.base import VideoSpec
 from zoo.models.video_diffusion import VideoDiffusion, VideoDiffusionConfig
 from zoo.models.video_diffusion import schedule as S
@@ -269,8 +269,7 @@ def held_out_loss(model: VideoDiffusion, videos: torch.Tensor) -> float:
 @pytest.mark.slow
 def test_learns_shapes(tmp_path):
     """A short run on `shapes`: the held-out denoising loss falls well below its value at initialization, and samples
-    get much closer to real clips (kernel MMD on pooled-frame and frame-difference features) than the untrained
-    model's."""
+    get much closer to real clips (fvd_shapes) than the untrained model's."""
     from tests.conftest import REPO
     from zoo.config import resolve_config
     from zoo.datasets import build_dataset
@@ -293,9 +292,9 @@ def test_learns_shapes(tmp_path):
     before, after = held_out_loss(initial, real), held_out_loss(result.model, real)
     assert after < 0.5 * before, f"held-out denoising loss {before:.3f} -> {after:.3f}"
 
-    mmd_before = video_distance(real, initial.sample(64, generator=torch.Generator().manual_seed(0)))
-    mmd_after = video_distance(real, result.model.sample(64, generator=torch.Generator().manual_seed(0)))
-    assert mmd_after < 0.5 * mmd_before, f"MMD^2 to real clips: init {mmd_before:.4f}, trained {mmd_after:.4f}"
+    fvd_before = fvd_shapes_distance(real, initial.sample(64, generator=torch.Generator().manual_seed(0)))
+    fvd_after = fvd_shapes_distance(real, result.model.sample(64, generator=torch.Generator().manual_seed(0)))
+    assert fvd_after < 0.5 * fvd_before, f"fvd_shapes to real clips: init {fvd_before:.1f}, trained {fvd_after:.1f}"
 
 
 def test_unet_runs_under_bf16_autocast():
