@@ -77,7 +77,7 @@ WEIGHTS: dict[str, WeightsFile] = {
         ),
         WeightsFile(  # ships in the package (zoo/metrics/detectors/); retrain: zoo weights train shapes_net
             "shapes_net", "shapes_net.pt", (),
-            "9d6c542ea64e07ffc631ba9eb9dfd70ba683156587406a0e1d693a0f50ce5776", "packaged",
+            "25acf64ea9be2e05a1ce7fef3be8f9ee124a85ebd72fab98a4859eb7df8251ba", "packaged",
             "the in-repo shapes detector (fvd_shapes, kvd_shapes, is_shapes, acd_shapes, prdc_shapes)",
         ),
     )
