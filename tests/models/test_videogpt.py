@@ -339,6 +339,15 @@ def test_vqvae_reconstruction_error_falls(learnt_vqvae):
     after = F.mse_loss(result.model.reconstruct(held_out), held_out)
     assert after < 0.25 * before, f"reconstruction MSE {before:.4f} -> {after:.4f}"
     assert after < 0.7 * held_out.var(), f"MSE {after:.4f} must beat predicting the mean ({held_out.var():.4f})"
+    # the stage's output as the shapes benchmark sees it: reconstructions of other real clips, by fvd_shapes
+    from tests.models.distances import fvd_shapes_distance
+
+    real, clips = shapes_batch(64, seed=7)["video"], shapes_batch(64, seed=123)["video"]
+    with torch.no_grad():
+        d_initial, d_trained = (fvd_shapes_distance(real, m.eval().reconstruct(clips))
+                                for m in (initial, result.model))
+    print(f"videogpt_vqvae: fvd_shapes of reconstructions, untrained {d_initial:.1f}, trained {d_trained:.1f}")
+    assert d_trained < 0.5 * d_initial, f"fvd_shapes of reconstructions {d_initial:.1f} -> {d_trained:.1f}"
 
 
 @pytest.mark.slow
