@@ -86,7 +86,7 @@ def test_ddp_ranks_split_the_clip_list(video_tree, cache, tmp_path):
         port = s.getsockname()[1]
     out = tmp_path / "gathered.pt"
     mp.spawn(_ddp_worker, args=(2, port, str(video_tree), cache, str(out)), nprocs=2, join=True)
-    gathered = torch.load(out)
+    gathered = torch.load(out, weights_only=True)
     positions = [p for rank in gathered for p, _ in rank]
     assert sorted(positions) == list(range(7)) and len({fp for rank in gathered for _, fp in rank}) == 1
     assert [len(r) for r in gathered] == [4, 3]

@@ -32,3 +32,21 @@ def fvd_shapes_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
         return torch.cat([extractor(as_pixels(videos[i : i + 64])) for i in range(0, len(videos), 64)]).numpy()
 
     return frechet_distance(feats(real), feats(fake))
+
+
+def trained_vs_untrained(key: str, config_class, tmp_path, num: int = 128) -> tuple[float, float]:
+    """Train `key` with experiments/<key>/shapes.yaml (no samples or step checkpoints written), and return the
+    fvd_shapes of the untrained and of the trained network's samples (same noise) to `num` real training clips."""
+    from zoo.config import resolve_config
+    from zoo.datasets.datamodule import VideoDataModule
+    from zoo.training import build_model, fit
+
+    sets = [f"train.run_dir={tmp_path}", "train.sample_every=0", "train.checkpoint_every=100000"]
+    config = resolve_config(key, "shapes", config_class, sets=sets)
+    datamodule = VideoDataModule(config.data, config.train.batch_size, config.train.seed)
+    torch.manual_seed(config.train.seed)
+    initial = build_model(config, datamodule)
+    trained = fit(config).model.cpu()
+    real = torch.stack([datamodule.dataset[i]["video"] for i in range(num)])
+    return tuple(fvd_shapes_distance(real, model.sample(num, generator=torch.Generator().manual_seed(0)))
+                 for model in (initial, trained))

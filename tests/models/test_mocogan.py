@@ -4,7 +4,7 @@ from einops import rearrange
 from pytorch_lightning.callbacks import Callback
 
 from tests.models.contract import ModelContract
-from tests.models.distances import fvd_shapes_distance
+from tests.models.distances import trained_vs_untrained
 from zoo.models.base import VideoSpec
 from zoo.models.mocogan import MoCoGAN, MoCoGANConfig
 
@@ -70,19 +70,7 @@ def test_categorical_needs_labels():
 def test_mocogan_learns_shapes(tmp_path):
     """Trained on `shapes` for experiments/mocogan/shapes.yaml's 300 steps, samples get much closer to real clips
     (fvd_shapes) than the initial network's. At 200 steps they do not yet: 161 against 283 (ratio 0.57)."""
-    from zoo.config import resolve_config
-    from zoo.datasets.datamodule import VideoDataModule
-    from zoo.training import build_model, fit
-
-    sets = [f"train.run_dir={tmp_path}", "train.sample_every=0", "train.checkpoint_every=1000"]
-    config = resolve_config("mocogan", "shapes", MoCoGANConfig, sets=sets)
-    datamodule = VideoDataModule(config.data, config.train.batch_size, config.train.seed)
-    torch.manual_seed(config.train.seed)
-    initial = build_model(config, datamodule)
-    trained = fit(config).model.cpu()
-    real = torch.stack([datamodule.dataset[i]["video"] for i in range(128)])
-    d_initial = fvd_shapes_distance(real, initial.sample(128, generator=torch.Generator().manual_seed(0)))
-    d_trained = fvd_shapes_distance(real, trained.sample(128, generator=torch.Generator().manual_seed(0)))
+    d_initial, d_trained = trained_vs_untrained("mocogan", MoCoGANConfig, tmp_path)
     assert d_trained < 0.5 * d_initial, (d_initial, d_trained)
 
 

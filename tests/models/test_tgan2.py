@@ -13,7 +13,7 @@ from pytorch_lightning.callbacks import Callback
 from tests.conftest import REPO
 from tests.models.contract import ModelContract
 from tests.models.ddp import assert_identical_ranks, run_ddp_fit
-from tests.models.distances import fvd_shapes_distance
+from tests.models.distances import trained_vs_untrained
 from zoo.config import resolve_config
 from zoo.errors import ZooError
 from zoo.models.base import VideoSpec
@@ -385,18 +385,7 @@ def test_resolution_and_frames_that_do_not_fit_the_levels_are_zoo_errors(tmp_pat
 @pytest.mark.slow
 def test_tgan2_learns_shapes(tmp_path):
     """Trained briefly on `shapes` (experiments/tgan2/shapes.yaml), dense samples get much closer to real clips."""
-    from zoo.datasets.datamodule import VideoDataModule
-    from zoo.training import build_model
-
-    sets = [f"train.run_dir={tmp_path}", "train.sample_every=0", "train.checkpoint_every=100000"]
-    config = resolve_config("tgan2", "shapes", TGANv2Config, sets=sets)
-    datamodule = VideoDataModule(config.data, config.train.batch_size, config.train.seed)
-    torch.manual_seed(config.train.seed)
-    initial = build_model(config, datamodule)
-    trained = fit(config).model.cpu()
-    real = torch.stack([datamodule.dataset[i]["video"] for i in range(128)])
-    d_initial = fvd_shapes_distance(real, initial.sample(128, generator=torch.Generator().manual_seed(0)))
-    d_trained = fvd_shapes_distance(real, trained.sample(128, generator=torch.Generator().manual_seed(0)))
+    d_initial, d_trained = trained_vs_untrained("tgan2", TGANv2Config, tmp_path)
     assert d_trained < 0.5 * d_initial, (d_initial, d_trained)
 
 
