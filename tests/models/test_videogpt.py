@@ -192,6 +192,27 @@ def test_rgb_end_convolutions_equal_the_padded_reference(transposed):
     for ours, ref in [(x.grad, x_ref.grad), (layer.conv.weight.grad, w.grad), (layer.conv.bias.grad, b.grad)]:
         torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
 
+
+def test_pointwise_convolution_is_the_convolution_and_stays_channels_last():
+    """The 1^3 convolution of the attention residual blocks runs as a matrix product over channels on channels-last
+    rows; output and all gradients must equal `F.conv3d` in float64, and the output must stay channels-last (the
+    convolution it replaces returned channels-first maps, which cost a copy before every axial attention)."""
+    torch.manual_seed(0)
+    layer = SamePadConv3d(6, 10, 1, bias=True).double()
+    assert layer.pointwise
+    x = torch.randn(2, 6, 3, 4, 5, dtype=torch.float64).contiguous(memory_format=torch.channels_last_3d)
+    x.requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    w, b = (p.detach().clone().requires_grad_() for p in (layer.conv.weight, layer.conv.bias))
+    y, y_ref = layer(x), F.conv3d(x_ref, w, b)
+    assert y.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-12)
+    grad = torch.randn_like(y_ref)
+    y.backward(grad)
+    y_ref.backward(grad)
+    for ours, ref in [(x.grad, x_ref.grad), (layer.conv.weight.grad, w.grad), (layer.conv.bias.grad, b.grad)]:
+        torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
+
 # -- stage 2 ----------------------------------------------------------------------------------------------------------
 
 

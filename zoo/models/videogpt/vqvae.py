@@ -82,8 +82,14 @@ class SamePadConv3d(nn.Module):
         native, self.pad = _split_padding(_same_padding(kernel, stride))
         self.conv = nn.Conv3d(c_in, c_out, kernel, stride=stride, padding=native, bias=bias)
         self.space_to_depth = _space_to_depth_pays(kernel, stride, c_in)
+        self.pointwise = kernel == 1 and tuple(stride) == (1, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pointwise:
+            # a 1^3 convolution is a matrix product over channels: on a channels-last map it reads and writes in
+            # place, where PyTorch's CPU convolution takes a slow path that returns channels-first (copies after it)
+            rows = F.linear(x.permute(0, 2, 3, 4, 1), self.conv.weight.flatten(1), self.conv.bias)  # (B, T, H, W, O)
+            return rows.permute(0, 4, 1, 2, 3)  # (B, O, T, H, W), channels-last 3-D
         if self.space_to_depth and not any(n % 2 for n in x.shape[2:]):  # odd sizes: the plain path below
             # pad 1, then every 2x2x2 block of voxels becomes 8 channels: the stride-2 kernel-4 convolution is then
             # a stride-1 kernel-2 one (the same products, summed in another order; fewer idle lanes on 3 channels)
