@@ -182,12 +182,13 @@ class TemporalAttention(nn.Module):
         t = positions.shape[0]
         qkv = rearrange(pointwise_rows(self.qkv, self.norm(x)), "(b t) h w (three n d) -> three b h w n t d", t=t,
                         three=3, n=self.heads)  # views
-        b, h, w, n, _, d = qkv.shape[1:]
+        q, k, v = qkv.unbind(0)  # unbind, not indexing: indexing's backward zero-fills all of qkv once per slice
+        b, h, w, n, _, d = q.shape
         bias = self.position_bias(positions).to(qkv.dtype)  # (heads, T query, T key)
         onehot = torch.eye(t, dtype=qkv.dtype, device=qkv.device).expand(b, h, w, n, t, t)
-        q = torch.cat([qkv[0] * d**-0.5, onehot], dim=-1).view(b * h * w, n, t, d + t)
-        k = torch.cat([qkv[1], bias.transpose(1, 2).expand(b, h, w, n, t, t)], dim=-1).view(b * h * w, n, t, d + t)
-        v = torch.cat([qkv[2], onehot.new_zeros(()).expand(b, h, w, n, t, t)], dim=-1).view(b * h * w, n, t, d + t)
+        q = torch.cat([q * d**-0.5, onehot], dim=-1).view(b * h * w, n, t, d + t)
+        k = torch.cat([k, bias.transpose(1, 2).expand(b, h, w, n, t, t)], dim=-1).view(b * h * w, n, t, d + t)
+        v = torch.cat([v, onehot.new_zeros(()).expand(b, h, w, n, t, t)], dim=-1).view(b * h * w, n, t, d + t)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=1.0)  # (B*H*W, heads, T, d + T)
         y = rearrange(y[..., :d], "(b h w) n t d -> (b t) h w (n d)", h=h, w=w)
         return x + rows_to_map(F.linear(y, self.out.weight.flatten(1), self.out.bias))
