@@ -102,10 +102,12 @@ class ResBlock(nn.Module):
 class SpatialAttention(nn.Module):
     """Multi-head self-attention over the H*W positions of each frame (frames as batch), residual.
 
-    The U-Net runs channels-last (see `UNet3D.forward`), so the 1x1 q/k/v projection writes `(B*T, H, W, 3C)` rows
-    and q, k, v are views with each head's channels contiguous: PyTorch's fused (flash) CPU attention kernel accepts
-    them, where channels-first q/k/v (head dim strided by H*W) fall back to the "math" path, which also
-    materializes the (H*W)^2 attention matrix.
+    The U-Net runs channels-last (see `UNet3D.forward`), so q, k and v come from three products (the slices of the
+    one 1x1 q/k/v convolution) as `(B*T, H, W, C)` rows, viewed with each head's channels contiguous: PyTorch's fused
+    (flash) CPU attention kernel accepts them, where channels-first q/k/v (head dim strided by H*W) fall back to the
+    "math" path, which also materializes the (H*W)^2 attention matrix. Three products rather than one `3C` product
+    and a split: the split's backward stacked the three gradients and copied them back into row order (measured 4%
+    faster forward + backward at 32 x 128 x 32 x 32, 1 thread).
     """
 
     def __init__(self, channels: int, head_dim: int, groups: int):
@@ -118,8 +120,9 @@ class SpatialAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: `[B*T, C, H, W]` (channels-last is fastest)."""
         h, w = x.shape[2:]
-        qkv = pointwise_rows(self.qkv, self.norm(x))  # (B*T, H, W, 3C)
-        q, k, v = rearrange(qkv, "bt h w (three n d) -> three bt n (h w) d", three=3, n=self.heads)
+        rows = self.norm(x).permute(0, 2, 3, 1)  # (B*T, H, W, C)
+        q, k, v = (rearrange(F.linear(rows, weight, bias), "bt h w (n d) -> bt n (h w) d", n=self.heads)
+                   for weight, bias in zip(self.qkv.weight.flatten(1).chunk(3), self.qkv.bias.chunk(3)))
         y = F.scaled_dot_product_attention(q, k, v)  # (B*T, heads, H*W, head_dim)
         y = rearrange(y, "bt n (h w) d -> bt h w (n d)", h=h, w=w)
         return x + rows_to_map(F.linear(y, self.out.weight.flatten(1), self.out.bias))
