@@ -15,7 +15,7 @@ from tests.models.distances import fvd_shapes_distance
 from zoo.models.base import VideoSpec
 from zoo.models.video_diffusion import VideoDiffusion, VideoDiffusionConfig
 from zoo.models.video_diffusion import schedule as S
-from zoo.models.video_diffusion.unet3d import RelativePositionBias, TemporalAttention, UNet3D
+from zoo.models.video_diffusion.unet3d import RelativePositionBias, SpatialAttention, TemporalAttention, UNet3D
 
 TINY = dict(
     base_channels=8, channel_mults=(1, 2), blocks_per_level=1, attention_resolutions=(8,), head_dim=8, emb_dim=32,
@@ -344,6 +344,29 @@ def test_temporal_attention_matches_explicit_bias_attention_and_trains_the_bias(
     (grad_got,) = torch.autograd.grad(got.square().sum(), table)
     assert grad_expected.abs().max() > 1e-3  # the bias matters to the output
     torch.testing.assert_close(grad_got, grad_expected, atol=1e-4, rtol=1e-4)
+
+
+
+def test_spatial_attention_matches_explicit_attention_with_gradients():
+    """Spatial attention's q/k/v come from three products on channels-last rows; output and gradients (input and
+    every weight) must equal softmax(q.k / sqrt(d)) v over each frame's pixels written out by hand, in float64."""
+    torch.manual_seed(0)
+    n, c, h, w, heads, d = 3, 32, 4, 5, 2, 16
+    attention = randomize(SpatialAttention(c, head_dim=d, groups=8)).double()
+    x = torch.randn(n, c, h, w, dtype=torch.float64).contiguous(memory_format=torch.channels_last).requires_grad_()
+
+    def by_hand(x):
+        qkv = attention.qkv(attention.norm(x)).reshape(n, 3, heads, d, h * w)  # (frames, three, heads, d, pixels)
+        q, k, v = qkv.transpose(-1, -2).unbind(1)  # each (frames, heads, pixels, d)
+        y = ((q @ k.transpose(-1, -2)) / math.sqrt(d)).softmax(-1) @ v
+        return x + attention.out(y.transpose(-1, -2).reshape(n, c, h, w))
+
+    got, expected = attention(x), by_hand(x)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)
+    grad = torch.randn_like(expected)
+    params = [x, *attention.parameters()]
+    for ours, ref in zip(torch.autograd.grad(got, params, grad), torch.autograd.grad(expected, params, grad)):
+        torch.testing.assert_close(ours, ref, rtol=0, atol=1e-10)
 
 
 # -- EMA --------------------------------------------------------------------------------------------------------------
