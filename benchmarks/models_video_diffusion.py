@@ -13,7 +13,8 @@ middle (the paper's placement), and one more residual block per level on the way
 
 Training steps are timed in one child process with the U-Nets alternating step by step, so that load from other
 processes (the machine may be shared) hits all alike; rows give medians and the median of per-step ratios.
-Sampling rate and peak memory come from one fresh child per U-Net. Every child is time-bound (`--timeout`): a
+Sampling rate, peak memory and FLOPs per training step (torch's FlopCounterMode: matrix products, convolutions
+and attention) come from one fresh child per U-Net. Every child is time-bound (`--timeout`): a
 side that fails, dies or hangs gives a row with the reason instead of stalling the run.
 
 `video-diffusion-pytorch` is not a dependency of the zoo, and `pip install video-diffusion-pytorch` would replace
@@ -171,8 +172,23 @@ def _child(job, peer_path: str | None, threads: int, out, *args) -> None:
         out.put({"error": f"{type(e).__name__}: {e}".splitlines()[0][:200], "trace": traceback.format_exc()})
 
 
+def _flop_counter():
+    """torch's `FlopCounterMode`, taught the CPU fused-attention kernel (it registers only the GPU ones)."""
+    from torch.utils import flop_counter
+
+    aten = torch.ops.aten
+    if aten._scaled_dot_product_flash_attention_for_cpu not in flop_counter.flop_registry:
+        # the exported formulas are already wrapped to take shapes: registered raw, so they are not wrapped twice
+        flop_counter.register_flop_formula(aten._scaled_dot_product_flash_attention_for_cpu, get_raw=True)(
+            flop_counter.sdpa_flop)
+        flop_counter.register_flop_formula(aten._scaled_dot_product_flash_attention_for_cpu_backward, get_raw=True)(
+            flop_counter.sdpa_backward_flop)
+    return flop_counter.FlopCounterMode(display=False)
+
+
 def _measure(key: str, m: Config, device: str) -> dict:
-    """Sampling rate, parameters and peak memory of one U-Net (after 1 warm-up + 1 measured training step)."""
+    """Sampling rate, parameters, peak memory (after 1 warm-up + 1 measured training step) and FLOPs per training
+    step (matrix products, convolutions and attention, forward and backward) of one U-Net."""
     net, step, sample = _build(key, m, device)
     videos = torch.rand(m.batch, 3, m.frames, m.resolution, m.resolution, device=device) * 2 - 1
     base_rss = _rss_mb()
@@ -186,8 +202,11 @@ def _measure(key: str, m: Config, device: str) -> dict:
         sample()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return {"samples_per_s": m.batch / (time.perf_counter() - start),
-            "params": sum(p.numel() for p in net.parameters()), "peak_mb": peak}
+    samples_per_s = m.batch / (time.perf_counter() - start)
+    with _flop_counter() as counter:
+        step(videos)
+    return {"samples_per_s": samples_per_s, "params": sum(p.numel() for p in net.parameters()), "peak_mb": peak,
+            "gflop": counter.get_total_flops() / 1e9}
 
 
 def _interleaved(keys: list[str], m: Config, device: str, steps: int) -> dict:
@@ -264,6 +283,7 @@ def config_rows(m: Config, device: str, threads: int, steps: int, peer_path: str
             out += [
                 ("sampling", config + f" {m.sampling_steps} steps", round(stats["samples_per_s"], 4), "videos/s"),
                 ("parameters", config, stats["params"], "count"),
+                ("FLOPs per training step (forward + backward)", config, round(stats["gflop"], 1), "GFLOP"),
                 ("peak memory (2 training steps, above model build)", config, round(stats["peak_mb"], 1), "MiB"),
             ]
         if key != "lucidrains" and have_theirs and isinstance(timed.get("lucidrains"), list):
