@@ -432,6 +432,19 @@ def test_position_0_sees_the_learned_start_token(vqvae_ckpt):
         assert not torch.allclose(transformer.step(torch.zeros(2, 1, embeddings.shape[2]), cache), first)
 
 
+def test_only_a_class_conditional_prior_takes_labels(vqvae_ckpt):
+    """On labelled data (shapes: 9 classes) an unconditional prior must refuse labels, not silently ignore them
+    (`label_classes` 0: `zoo sample --labels` says so); a class-conditional one takes the data's classes."""
+    model = tiny_prior(vqvae_ckpt)
+    assert model.spec.num_classes == 9 and model.label_classes == 0
+    with pytest.raises(ZooError, match="unconditional"):
+        model.sample(2, labels=torch.tensor([1, 2]), generator=torch.Generator().manual_seed(0))
+    conditional = tiny_prior(vqvae_ckpt, class_conditional=True)
+    assert conditional.label_classes == 9
+    with pytest.raises(ZooError, match="labels must be"):
+        conditional.sample(2, labels=torch.tensor([1, 9]))
+
+
 def test_unlabelled_clips_are_left_out_of_a_class_conditional_loss(vqvae_ckpt):
     model = tiny_prior(vqvae_ckpt, class_conditional=True)
     batch = shapes_batch(2)

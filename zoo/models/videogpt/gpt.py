@@ -326,8 +326,14 @@ class VideoGPT(VideoGenerativeModel):
 
     # -- conditioning -----------------------------------------------------------------------------------------------
 
+    @property
+    def label_classes(self) -> int:
+        """0 unless class-conditional: an unconditional prior on labelled data refuses labels (never ignores them)."""
+        return self.num_classes
+
     def _labels(self, n: int, labels, generator=None) -> torch.Tensor | None:
-        return self.check_labels(n, labels, generator) if self.num_classes else None
+        checked = self.check_labels(n, labels, generator)  # an unconditional prior raises on labels here
+        return checked if self.num_classes else None
 
     def _context(self, n: int, context: torch.Tensor | None) -> torch.Tensor | None:
         """Conditioning-frame tokens from the first `cond_frames` frames of `context` `[n, C, >=k, H, W]`."""
