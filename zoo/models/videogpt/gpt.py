@@ -445,7 +445,7 @@ class VideoGPT(VideoGenerativeModel):
 
         Args:
             n, labels, generator, frames: as `VideoGenerativeModel.sample` (labels only for class-conditional
-                models; others ignore them).
+                models; others refuse them).
             context: real clips `[n, C, >= cond_frames, H, W]` in [-1, 1] for frame-conditioned models.
             use_cache: decode with the key/value cache (same codes, much faster).
         """
