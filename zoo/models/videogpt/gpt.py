@@ -326,8 +326,14 @@ class VideoGPT(VideoGenerativeModel):
 
     # -- conditioning -----------------------------------------------------------------------------------------------
 
+    @property
+    def label_classes(self) -> int:
+        """0 unless class-conditional: an unconditional prior on labelled data refuses labels (never ignores them)."""
+        return self.num_classes
+
     def _labels(self, n: int, labels, generator=None) -> torch.Tensor | None:
-        return self.check_labels(n, labels, generator) if self.num_classes else None
+        checked = self.check_labels(n, labels, generator)  # an unconditional prior raises on labels here
+        return checked if self.num_classes else None
 
     def _context(self, n: int, context: torch.Tensor | None) -> torch.Tensor | None:
         """Conditioning-frame tokens from the first `cond_frames` frames of `context` `[n, C, >=k, H, W]`."""
@@ -439,7 +445,7 @@ class VideoGPT(VideoGenerativeModel):
 
         Args:
             n, labels, generator, frames: as `VideoGenerativeModel.sample` (labels only for class-conditional
-                models; others ignore them).
+                models; others refuse them).
             context: real clips `[n, C, >= cond_frames, H, W]` in [-1, 1] for frame-conditioned models.
             use_cache: decode with the key/value cache (same codes, much faster).
         """
