@@ -26,7 +26,7 @@ def test_defaults_are_the_dataclass_defaults_for_unknown_dataset_files(tmp_path)
 def test_experiment_file_overrides_defaults():
     config = resolve()  # experiments/mocogan/shapes.yaml
     assert config.model.categorical is True
-    assert config.train.max_steps == 300
+    assert config.train.max_steps == 1200
 
 
 def test_precedence_chain(tmp_path):
