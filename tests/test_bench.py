@@ -81,14 +81,15 @@ def test_plan_puts_first_stages_first():
 
 def test_models_are_scored_on_clips_the_detector_accepts():
     """Pixel models train on 4 frames and StyleGAN-V on 3 sparse frames; both are scored on clips they generate at
-    the detector's minimum of 8 frames or their own sample length, not on the training clip length."""
+    the detector's minimum of 8 frames or their own sample length, not on the training clip length; a model trained on
+    16-frame clips (the VQ-VAE) is scored on 16, one trained on 8 (video diffusion, MoCoGAN) on 8."""
     from zoo.bench import BenchRequest, BenchState, _config, eval_frames
     from zoo.registry import load_all
 
     load_all()
     request = BenchRequest(models=["all"])
     state = BenchState(Path("unused"))
-    expected = {"pixelcnn": 8, "stylegan_v": 16, "mocogan": 16, "video_diffusion": 8}
+    expected = {"pixelcnn": 8, "stylegan_v": 16, "videogpt_vqvae": 16, "mocogan": 8, "video_diffusion": 8}
     frames = {key: eval_frames(_config(request, key, state, Path("unused"))[0]) for key in expected}
     assert frames == expected
 
