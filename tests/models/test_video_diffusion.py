@@ -369,6 +369,27 @@ def test_spatial_attention_matches_explicit_attention_with_gradients():
         torch.testing.assert_close(ours, ref, rtol=0, atol=1e-10)
 
 
+
+@pytest.mark.parametrize("class_conditional", [False, True])
+def test_labels_are_refused_by_an_unconditional_model_on_labelled_data(class_conditional):
+    """On labelled data (9 classes) an unconditional model must refuse labels, never silently ignore them: its
+    `label_classes` is 0 (what `zoo sample --labels` checks); a class-conditional one takes the data's classes."""
+    from zoo.errors import ZooError
+
+    config = VideoDiffusionConfig(base_channels=8, channel_mults=(1,), blocks_per_level=1, attention_resolutions=(),
+                                  head_dim=8, emb_dim=16, emb_layers=1, norm_groups=4, sampling_steps=1,
+                                  class_conditional=class_conditional)
+    model = VideoDiffusion(config, VideoSpec(3, 2, 8, 9))
+    labels = torch.tensor([1, 2])
+    if class_conditional:
+        assert model.label_classes == 9
+        assert model.sample(2, labels=labels, generator=torch.Generator().manual_seed(0)).shape[0] == 2
+    else:
+        assert model.label_classes == 0
+        with pytest.raises(ZooError, match="unconditional"):
+            model.sample(2, labels=labels, generator=torch.Generator().manual_seed(0))
+
+
 # -- EMA --------------------------------------------------------------------------------------------------------------
 
 

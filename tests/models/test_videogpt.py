@@ -163,11 +163,23 @@ def test_vqvae_sample_decodes_uniform_codes_and_downsampling_is_per_axis():
     model = VideoGPTVQVAE(config, VideoSpec(3, 16, 32, 0))
     assert model.latent_shape == (4, 8, 8)
     assert model.sample(2).shape == (2, 3, 16, 32, 32)
+    with pytest.raises(ZooError, match="unconditional"):  # codes are drawn unconditionally: labels are refused
+        VideoGPTVQVAE(config, VideoSpec(3, 16, 32, 9)).sample(2, labels=torch.tensor([1, 2]))
     with pytest.raises(ValueError, match="divisible"):
         VideoGPTVQVAE(config, VideoSpec(3, 6, 32, 0))
     with pytest.raises(ValueError, match="powers of two"):
         VideoGPTVQVAE(dataclasses.replace(config, downsample=(3, 4, 4)), VideoSpec(3, 12, 32, 0))
 
+
+def assert_same_outputs_and_gradients(y, y_ref, leaves):
+    """`y` equals `y_ref` and, after one random upstream gradient through both, every `(ours, reference)` leaf pair
+    got the same gradient (float64, to 1e-12)."""
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-12)
+    grad = torch.randn_like(y_ref)
+    y.backward(grad)
+    y_ref.backward(grad)
+    for ours, ref in leaves:
+        torch.testing.assert_close(ours.grad, ref.grad, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("transposed", [False, True])
@@ -186,12 +198,7 @@ def test_rgb_end_convolutions_equal_the_padded_reference(transposed):
     y_ref = (F.conv_transpose3d(padded, w, b, stride=2, padding=3) if transposed else F.conv3d(padded, w, b, stride=2))
     y = layer(x)
     assert y.shape == y_ref.shape == ((2, 3, 8, 12, 16) if transposed else (2, 5, 2, 3, 4))
-    torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-12)
-    grad = torch.randn_like(y_ref)
-    y.backward(grad)
-    y_ref.backward(grad)
-    for ours, ref in [(x.grad, x_ref.grad), (layer.conv.weight.grad, w.grad), (layer.conv.bias.grad, b.grad)]:
-        torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
+    assert_same_outputs_and_gradients(y, y_ref, [(x, x_ref), (layer.conv.weight, w), (layer.conv.bias, b)])
 
 
 def test_pointwise_convolution_is_the_convolution_and_stays_channels_last():
@@ -207,12 +214,8 @@ def test_pointwise_convolution_is_the_convolution_and_stays_channels_last():
     w, b = (p.detach().clone().requires_grad_() for p in (layer.conv.weight, layer.conv.bias))
     y, y_ref = layer(x), F.conv3d(x_ref, w, b)
     assert y.is_contiguous(memory_format=torch.channels_last_3d)
-    torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-12)
-    grad = torch.randn_like(y_ref)
-    y.backward(grad)
-    y_ref.backward(grad)
-    for ours, ref in [(x.grad, x_ref.grad), (layer.conv.weight.grad, w.grad), (layer.conv.bias.grad, b.grad)]:
-        torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
+    assert_same_outputs_and_gradients(y, y_ref, [(x, x_ref), (layer.conv.weight, w), (layer.conv.bias, b)])
+
 
 # -- stage 2 ----------------------------------------------------------------------------------------------------------
 

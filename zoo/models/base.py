@@ -121,9 +121,10 @@ class VideoGenerativeModel(pl.LightningModule, abc.ABC):
 
     @property
     def label_classes(self) -> int:
-        """How many classes `sample(labels=...)` takes; 0 = unconditional, and labels are refused. Default: the
-        data's classes; a model that can train unconditionally on labelled data overrides it."""
-        return self.spec.num_classes
+        """How many classes `sample(labels=...)` takes; 0 = unconditional, and labels are refused. Default 0: a
+        model that can condition on classes overrides it with the classes it was built with (not the data's: an
+        unconditional model trained on labelled data must refuse labels, never silently ignore them)."""
+        return 0
 
     def check_labels(self, n: int, labels: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
         """Validate (or draw uniformly) class labels `[n]` for class-conditional sampling; an unconditional model

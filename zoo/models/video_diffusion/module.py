@@ -249,10 +249,13 @@ class VideoDiffusion(VideoGenerativeModel):
     def sampling_network(self) -> nn.Module:
         return self.ema.module if self.config.sample_with_ema else self.unet
 
+    @property
+    def label_classes(self) -> int:
+        return self.num_classes
+
     def _labels(self, n: int, labels: torch.Tensor | None, generator) -> torch.Tensor | None:
-        if not self.num_classes:
-            return None  # an unconditional model ignores the labels of a labelled dataset
-        return self.check_labels(n, labels, generator)
+        checked = self.check_labels(n, labels, generator)  # an unconditional model raises on labels here
+        return checked if self.num_classes else None
 
     def generate(
         self,

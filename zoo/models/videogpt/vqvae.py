@@ -394,6 +394,7 @@ class VideoGPTVQVAE(VideoGenerativeModel):
     def sample(self, n, labels=None, generator=None, frames=None):
         """Decodes codes drawn uniformly from the codebook (a uniform prior; see the module docstring)."""
         self.check_frames(frames)
+        self.check_labels(n, labels, generator)  # unconditional: refuses labels
         with self.evaluating():
             codes = self.randint(self.config.codebook_size, n, *self.latent_shape, generator=generator)
             return self.decode(codes)
