@@ -275,6 +275,37 @@ def test_learns_shapes_below_a_per_pixel_histogram(key, tmp_path):
     assert d_trained < 0.5 * d_initial, (d_initial, d_trained)
 
 
+@pytest.mark.slow
+def test_trained_context_makes_the_past_frames_count(tmp_path):
+    """After training, a frame's likelihood must depend on the frames before it: on held-out `shapes` clips, frame 1
+    costs clearly fewer bits after its own frame 0 than after another clip's. (The first context encoder, plain ReLU
+    residual blocks, saturated the ConvLSTM within 50 steps and the two costs stayed exactly equal for 4,000 steps.)
+    PixelCNN, the cheapest decoder: the context module is the same for all four."""
+    from zoo.datasets import build_dataset
+
+    key = "pixelcnn"
+    shapes_yaml = REPO / "experiments" / key / "shapes.yaml"
+    config = resolve_config(key, "shapes", MODELS.get(key).config_class, [shapes_yaml],
+                            [f"train.run_dir={tmp_path}", "train.sample_every=0", "train.checkpoint_every=100000",
+                             "model.val_every=0", "train.max_steps=1000", "data.num_workers=0"])
+    model = fit(config).model.cpu().eval()
+    held = build_dataset("shapes", type(config.data)(**{**config.data.__dict__, "seed": config.data.seed + 1}))
+    videos = torch.stack([held[i]["video"] for i in range(64)])
+    other_past = videos.clone()
+    other_past[:, :, 0] = videos.roll(1, dims=0)[:, :, 0]  # frame 0 of the previous clip
+    levels = torch.floor(videos[:, :, 1] * 127.5 + 128).clamp(0, 255).long()  # frame 1 as uint8 levels
+
+    def frame_1_bits(clips):
+        with torch.no_grad():
+            logits = model(clips)[:, :, :, 1]  # (B, 256, C, H, W)
+        return torch.nn.functional.cross_entropy(logits, levels).item() / math.log(2)
+
+    own, other = frame_1_bits(videos), frame_1_bits(other_past)
+    print(f"frame 1: {own:.3f} bits/dim after its own frame 0, {other:.3f} after another clip's")
+    # measured (1,000 steps, 1 thread): 4.75 against 6.70 bits/dim; the ReLU encoder: equal to 3 decimals
+    assert other - own > 0.5, (own, other)
+
+
 @pytest.mark.parametrize("key", KEYS)
 def test_paper_default_networks_build(key):
     """Defaults = the papers' sizes (256 / 1024 features split unevenly into R, G, B) at the UCF-101 setting."""

@@ -16,7 +16,6 @@ Deviations, all for the zoo's scale or because the papers leave a detail open:
 * Sizes: the decoders default to the PixelRNN paper's CIFAR-10 sizes as recalled in our notes (unverified against
   the paper's appendix): 12 LSTM layers of h = 128, PixelCNN 15 residual blocks of 2h = 256 features, Gated PixelCNN
   15 gated layers of 128 units; 7x7 first layer; 1024-wide output head.
-* The temporal context (context.py) uses plain dilated residual blocks, not VPN's multiplicative units.
 * Adam (lr 1e-3) for every decoder; PixelRNN used RMSProp. No Polyak averaging (PixelCNN++ only).
 * The class embedding is added to the context map; each layer's 1x1 conditioning convolution projects the sum, which
   equals the paper's per-layer V^T h bias plus the spatial V * s term (Conditional PixelCNN, Sec. 2.3).
