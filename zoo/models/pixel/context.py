@@ -1,14 +1,14 @@
 """Causal temporal context for the pixel decoders, in the style of Video Pixel Networks (Kalchbrenner et al.,
-ICML 2017, Sec. 3-4): every past frame goes through a resolution-preserving encoder of dilated residual blocks, then
-a recurrent (ConvLSTM) or convolutional (causal 3-D) network over time turns the encodings of frames < t into a
-feature map that conditions every position of frame t's decoder.
+ICML 2017, Sec. 3-4): every past frame goes through a resolution-preserving encoder of dilated residual
+multiplicative blocks, then a recurrent (ConvLSTM) or convolutional (causal 3-D) network over time turns the
+encodings of frames < t into a feature map that conditions every position of frame t's decoder.
 
 The encoder is VPN's: residual multiplicative blocks (Sec. 4.1), `blocks` of them with dilations 1, 2, 4, 8, ...
 repeating (VPN: 8 blocks, dilations 1, 2, 4, 8 twice). Their gated, tanh-bounded units matter here: with plain ReLU
 residual blocks in their place (this module's first version) the encoder's activations grew ~150-fold within 50
 Adam steps at lr 1e-3 on `shapes`, the ConvLSTM saturated, and the context became the same map for every clip, so
 frame t's likelihood ignored frames < t entirely (`tests/models/test_pixel.py` now checks that it does not).
-The ConvLSTM here is this package's own small cell (the zoo's shared `layers/conv_rnn.py` arrived concurrently).
+The ConvLSTM is the zoo's shared cell (`zoo/models/layers/conv_rnn.py`, no peepholes).
 """
 
 from __future__ import annotations
