@@ -282,6 +282,7 @@ def test_trained_context_makes_the_past_frames_count(tmp_path):
     residual blocks, saturated the ConvLSTM within 50 steps and the two costs stayed exactly equal for 4,000 steps.)
     PixelCNN, the cheapest decoder: the context module is the same for all four."""
     from zoo.datasets import build_dataset
+    from zoo.models.pixel.module import pixel_levels
 
     key = "pixelcnn"
     shapes_yaml = REPO / "experiments" / key / "shapes.yaml"
@@ -293,7 +294,7 @@ def test_trained_context_makes_the_past_frames_count(tmp_path):
     videos = torch.stack([held[i]["video"] for i in range(64)])
     other_past = videos.clone()
     other_past[:, :, 0] = videos.roll(1, dims=0)[:, :, 0]  # frame 0 of the previous clip
-    levels = torch.floor(videos[:, :, 1] * 127.5 + 128).clamp(0, 255).long()  # frame 1 as uint8 levels
+    levels = pixel_levels(videos[:, :, 1])  # frame 1 as the 8-bit levels the model scores
 
     def frame_1_bits(clips):
         with torch.no_grad():
