@@ -43,15 +43,20 @@ class RowLSTMLayer(nn.Module):
         return x + self.residual(torch.stack(rows, dim=2))  # (N, h, H, W) -> (N, 2h, H, W)
 
 
-class RowLSTMDecoder(FrameDecoder):
-    """Row LSTM decoder: mask-A `first_kernel` convolution, `layers` Row LSTM layers, output head."""
+class RecurrentDecoder(FrameDecoder):
+    """The PixelRNN decoders' stack (Sec. 3.3-3.4): a mask-A `first_kernel` convolution to 2h features, `layers`
+    residual LSTM layers of `layer_class` with h units, the output head."""
+
+    layer_class: type[nn.Module]
 
     def __init__(self, channels: int, hidden: int, layers: int, first_kernel: int, out_hidden: int,
                  cond_channels: int):
         super().__init__()
         self.first = MaskedConv2d(channels, 2 * hidden, first_kernel, "A", groups=channels)
         self.first_cond = nn.Conv2d(cond_channels, 2 * hidden, 1)
-        self.layers = nn.ModuleList(RowLSTMLayer(2 * hidden, hidden, channels, cond_channels) for _ in range(layers))
+        self.layers = nn.ModuleList(
+            self.layer_class(2 * hidden, hidden, channels, cond_channels) for _ in range(layers)
+        )
         self.head = OutputHead(2 * hidden, out_hidden, channels)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -59,6 +64,12 @@ class RowLSTMDecoder(FrameDecoder):
         for layer in self.layers:
             h = layer(h, cond)
         return self.head(h)
+
+
+class RowLSTMDecoder(RecurrentDecoder):
+    """Row LSTM decoder: mask-A `first_kernel` convolution, `layers` Row LSTM layers, output head."""
+
+    layer_class = RowLSTMLayer
 
     def begin(self, cond: torch.Tensor) -> dict:
         n, _, height, width = cond.shape
@@ -155,24 +166,10 @@ class DiagonalBiLSTMLayer(nn.Module):
         return x + self.residual(left_to_right + shift_down(right_to_left))
 
 
-class DiagonalBiLSTMDecoder(FrameDecoder):
+class DiagonalBiLSTMDecoder(RecurrentDecoder):
     """Diagonal BiLSTM decoder: mask-A `first_kernel` convolution, `layers` bidirectional layers, output head."""
 
-    def __init__(self, channels: int, hidden: int, layers: int, first_kernel: int, out_hidden: int,
-                 cond_channels: int):
-        super().__init__()
-        self.first = MaskedConv2d(channels, 2 * hidden, first_kernel, "A", groups=channels)
-        self.first_cond = nn.Conv2d(cond_channels, 2 * hidden, 1)
-        self.layers = nn.ModuleList(
-            DiagonalBiLSTMLayer(2 * hidden, hidden, channels, cond_channels) for _ in range(layers)
-        )
-        self.head = OutputHead(2 * hidden, out_hidden, channels)
-
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        h = self.first(x) + self.first_cond(cond)
-        for layer in self.layers:
-            h = layer(h, cond)
-        return self.head(h)
+    layer_class = DiagonalBiLSTMLayer
 
     def begin(self, cond: torch.Tensor) -> dict:
         n, _, height, width = cond.shape
