@@ -110,7 +110,7 @@ def main() -> None:
             return
     device = torch.device(args.device)
     network = load_i3d(seeded_i3d_state_dict()).to(device)
-    info = DetectorInfo("i3d", "seeded", "", False, "logits400", "torch_bilinear", "stretch")
+    info = DetectorInfo("i3d", "seeded", "", False, "logits400", "torch_bilinear", "stretch", "unverified")
     extractor = I3DExtractor(network, info)
 
     t0 = time.perf_counter()  # data side: render + stack uint8 clips (what a decoder / sampler hands the harness)

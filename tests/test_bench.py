@@ -33,6 +33,7 @@ def bench_dir(tmp_path_factory):
 
 
 def test_bench_scores_every_shapes_metric_with_intervals_and_provenance(bench_dir):
+    from zoo.leaderboard import comparable, detector_trust
     from zoo.metrics.detectors.weights import WEIGHTS
 
     out, _ = bench_dir
@@ -46,6 +47,9 @@ def test_bench_scores_every_shapes_metric_with_intervals_and_provenance(bench_di
     assert {r["preset"] for r in rows} == {"fvd_shapes", "kvd_shapes", "prdc_shapes", "is_shapes", "acd_shapes"}
     assert all(r["model"] == "mocogan" and r["training_steps"] in ("1", "2") for r in rows)
     assert {r["detector_sha256"] for r in rows} == {WEIGHTS["shapes_net"].sha256}
+    # the shipped weights match the table's checksum, so only the bench's small sample counts keep rows incomparable
+    assert {detector_trust(r) for r in rows} == {"verified"}
+    assert all(comparable(r)[1].startswith("sample counts") for r in rows)
     assert all(r["checkpoint_sha256"] and r["config_hash"] and r["interval_low"] for r in rows)
 
 

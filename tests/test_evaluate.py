@@ -80,7 +80,7 @@ def test_eval_without_weights_fails_with_instructions(tmp_path, capsys):
 
 
 def _request(tmp_path, devices):
-    info = DetectorInfo("i3d", "seeded", "seeded", False, "logits400", "torch_bilinear", "stretch")
+    info = DetectorInfo("i3d", "seeded", "seeded", False, "logits400", "torch_bilinear", "stretch", "unverified")
     extractor = I3DExtractor(load_i3d(seeded_i3d_state_dict()), info)
     preset = Preset("fvd_test_10f", "fvd", 3, 3, 10, 1, "i3d_torchscript")
     fake = tmp_path / "fake"

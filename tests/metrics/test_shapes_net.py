@@ -28,6 +28,9 @@ def test_packaged_weights_are_small_and_pinned():
     got = resolve("shapes_net", fetch=False)
     assert got.path == WEIGHTS_FILE and got.verified and got.sha256 == WEIGHTS["shapes_net"].sha256
     assert sha256_of(WEIGHTS_FILE) == WEIGHTS["shapes_net"].sha256
+    for name in ("shapes_net", "shapes_net_probs", "shapes_net_frames"):  # what rows and protocol records carry
+        info = build_extractor(name).info
+        assert info.verified and info.trust == "verified"
 
 
 def test_a_replaced_packaged_file_is_refused(monkeypatch):
@@ -47,7 +50,8 @@ def test_other_weights_files_are_recorded_as_unverified(tmp_path):
     with copy.open("ab") as f:
         f.write(b"\0")
     extractor = build_extractor("shapes_net", weights_path=copy)
-    assert extractor.info.verified is False and extractor.info.sha256 == sha256_of(copy)
+    assert extractor.info.verified is False and extractor.info.trust == "unverified"
+    assert extractor.info.sha256 == sha256_of(copy)
     bad = tmp_path / "bad.pt"
     torch.save({"nope": torch.zeros(1)}, bad)
     with pytest.raises(ZooError, match="not a shapes_net state dict"):

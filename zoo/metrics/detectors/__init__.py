@@ -88,7 +88,7 @@ class DetectorInfo:
     feature: str  # logits400 | pool1024 | probs101
     resize: str  # resize mode into the detector
     aspect: str  # stretch | short_side_crop
-    trust: str = "unverified"  # verified | pinned locally (first-use checksum of this cache) | unverified
+    trust: str  # verified | pinned locally (first-use checksum of this cache) | unverified
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -173,7 +173,8 @@ def build_extractor(
 
         output = {"shapes_net": "features", "shapes_net_probs": "probabilities",
                   "shapes_net_frames": "frame_features"}[name]
-        info = DetectorInfo("shapes_net", name, got.sha256, got.verified, output, "bilinear_antialias_32", "stretch")
+        info = DetectorInfo("shapes_net", name, got.sha256, got.verified, output, "bilinear_antialias_32", "stretch",
+                            got.trust)
         return ShapesExtractor(load_shapes_net(got.path), info, output)
     if name.startswith("i3d"):
         feature = feature or "logits400"
