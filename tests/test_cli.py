@@ -1,6 +1,7 @@
 """`zoo` end to end: the console script for a real run, `main()` in-process for the error paths."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,8 @@ def test_fit_console_counts_steps_without_alarms(run_dir):
     assert "steps" in console and "4/4" in console, console[-2000:]
     assert "Epoch 0" not in console, "the bar counts training steps, not batches of a sampler epoch"
     assert "will be deleted" not in console, "a fresh run deletes nothing and must not say so"
+    python_warnings = [line for line in console.splitlines() if re.search(r"\.py:\d+: ", line)]
+    assert not python_warnings, python_warnings  # "file.py:21: ... is deprecated" and kin: noise a user cannot act on
 
 
 def test_sample_any_model_from_its_checkpoint(run_dir, tmp_path):
@@ -146,6 +149,10 @@ def test_bad_input_gives_one_line_errors(capsys, tmp_path):
                                 flag, value])
         assert text in err
     assert not (tmp_path / "r").exists()
+    err = error_of(capsys, ["fit", "--model", "mocogan", "--config", TINY, "--run-dir", str(tmp_path / "r"),
+                            "--set", "data.num_videos=3", "--batch-size", "4"])
+    assert "has 3 training video(s), fewer than one global batch (4 per device x 1 device(s))" in err
+    assert "lower --batch-size to 3 or less" in err and not (tmp_path / "r").exists()
 
 
 def test_weights_fetch_all_tries_every_file(monkeypatch, capsys):

@@ -11,6 +11,7 @@ import dataclasses
 import os
 import shutil
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -261,6 +262,16 @@ def check_devices(accelerator: str, devices: int) -> None:
         raise ZooError(f"--devices {devices} but only {available} {kind}(s) are available here")
 
 
+def check_one_global_batch(videos: int, batch_size: int, ranks: int, data_name: str) -> None:
+    """Refuse a dataset smaller than one global batch before anything trains: no step could ever run."""
+    if videos >= batch_size * ranks:
+        return
+    fix = (f"lower --batch-size to {videos // ranks} or less" if videos >= ranks
+           else f"use at most {videos} --devices")
+    raise ZooError(f"data {data_name!r} has {videos} training video(s), fewer than one global batch ({batch_size} per "
+                   f"device x {ranks} device(s)): {fix}, or add videos")
+
+
 def multi_gpu(train) -> bool:
     gpu = train.accelerator in ("gpu", "cuda") or (train.accelerator == "auto" and torch.cuda.is_available())
     return gpu and train.devices * train.num_nodes > 1
@@ -360,6 +371,8 @@ def fit(config: ExperimentConfig, resume: str | bool | None = None, extra_callba
     pl.seed_everything(train.seed, workers=True, verbose=False)
 
     datamodule = VideoDataModule(config.data, train.batch_size, train.seed)
+    check_one_global_batch(len(datamodule.dataset), train.batch_size, train.devices * train.num_nodes,
+                           config.data.name)
     model = build_model(config, datamodule)
     if checkpoint is not None:
         check_resume_architecture(model, checkpoint, ckpt_path)
@@ -391,5 +404,8 @@ def fit(config: ExperimentConfig, resume: str | bool | None = None, extra_callba
         use_distributed_sampler=False,  # ResumableSampler shards across ranks itself
         sync_batchnorm=multi_gpu(train),  # BatchNorm statistics over the global batch (GPU only in PyTorch)
     )
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    with warnings.catch_warnings():
+        # torch 2.13 deprecates LeafSpec, which Lightning 2.6 still builds for every batch: nothing a user can act on
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     return FitResult(run_dir, model)
