@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections import Counter
 from pathlib import Path
@@ -140,7 +141,8 @@ class ClipDataset(VideoDataset):
         if c["listed"] and bad > self.config.max_bad_fraction * c["listed"]:
             raise ZooError(
                 f"{bad} of {c['listed']} {self.registry_key} videos are missing or unreadable (more than "
-                f"data.max_bad_fraction={self.config.max_bad_fraction}); check the copy with `zoo data check`"
+                f"data.max_bad_fraction={self.config.max_bad_fraction}); check the copy with `zoo data check`, or "
+                f"train without them: --set data.max_bad_fraction={math.ceil(100 * bad / c['listed']) / 100}"
             )
         if not c["usable"]:
             summary = ", ".join(f"{k} {v}" for k, v in c.items())
