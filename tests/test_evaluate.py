@@ -162,6 +162,26 @@ def test_eval_checks_every_input_first_in_order(tmp_path, capsys):
     if not torch.cuda.is_available():
         assert "no CUDA device" in error_of(capsys, base + ["--data", "shapes", "--device", "cuda"])
     assert "zoo weights fetch i3d_torchscript" in error_of(capsys, base + ["--data", "shapes", "--num-real", "2"])
+    assert "takes data.KEY=VALUE" in error_of(capsys, base + ["--data", "shapes", "--set", "model.lr=1"])
+    assert "preset fixes it" in error_of(capsys, base + ["--data", "shapes", "--set", "data.frames=4"])
+    assert "unknown key(s) data.nope" in error_of(capsys, base + ["--data", "shapes", "--set", "data.nope=1"])
+
+
+def test_eval_set_reaches_the_real_data(tmp_path, capsys):
+    """A real folder with one broken file in three: the error names the `--set` that goes on, and it does."""
+    from tests.datasets.media import write
+
+    fake = _synth(tmp_path / "fake")
+    real = tmp_path / "real"
+    write(real / "a.avi", n=20, height=40, width=40, seed=1)
+    write(real / "b.mp4", n=20, height=40, width=40, codec="libx264", seed=2)
+    (real / "c.mp4").write_bytes((real / "b.mp4").read_bytes()[:3000])  # truncated: unreadable
+    argv = ["eval", "--metric", "fvd_shapes", "--fake-dir", str(fake), "--real-dir", str(real), "--num-samples", "2",
+            "--num-real", "2", "--resolution", "32", "--no-leaderboard"]
+    err = error_of(capsys, argv)
+    assert err.endswith("go on without them: --set data.max_bad_fraction=0.34")
+    assert main(argv + ["--set", "data.max_bad_fraction=0.34"]) == 0
+    assert "fvd_shapes" in capsys.readouterr().out
 
 
 def test_is_takes_the_c3d_mean_by_flag(tmp_path, capsys):

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from zoo import __version__
-from zoo.config import DataConfig, stable_hash, update_dataclass
+from zoo.config import DataConfig, parse_set, stable_hash, update_dataclass
 from zoo.errors import ZooError
 from zoo.metrics.detectors.weights import sha256_of
 from zoo.metrics.feature_metric import VideoFeatureMetric, as_pixels
@@ -46,6 +46,7 @@ class EvalRequest:
     real_dir: str | None = None  # shorthand for --data folder --data-root DIR
     data: str | None = None  # dataset key of the real clips (default: the checkpoint's)
     data_root: str | None = None
+    data_sets: list[str] = field(default_factory=list)  # `--set data.KEY=VALUE` for the real data's DataConfig
     clip_list: str | None = None  # exported ClipList JSON pinning the real clips
     preset: str | None = None  # applies to every plain metric key
     num_samples: int | None = None  # override the preset's generated count
@@ -157,6 +158,7 @@ def real_data_config(request: EvalRequest, run: dict, preset: Preset) -> DataCon
     base = dict((run.get("experiment") or {}).get("data") or {})
     base.pop("name", None)
     config = update_dataclass(DataConfig(), base, "data")
+    config = update_dataclass(config, data_overrides(request.data_sets), "data")
     name = "folder" if request.real_dir else request.data or (run.get("experiment") or {}).get("data", {}).get("name")
     if name is None:
         raise ZooError("say which real data to compare with: --data KEY [--data-root DIR] or --real-dir DIR")
@@ -166,6 +168,21 @@ def real_data_config(request: EvalRequest, run: dict, preset: Preset) -> DataCon
     if request.resolution is not None:
         changes["resolution"] = request.resolution
     return update_dataclass(config, changes, "data")
+
+
+def data_overrides(assignments: list[str]) -> dict:
+    """`--set data.KEY=VALUE` of `zoo eval`: real-data fields the protocol leaves open (decoder, stream,
+    max_bad_fraction, ...); the dataset, clip length and stride come from --data and the preset."""
+    fields = {}
+    for assignment in assignments:
+        section, key, value = parse_set(assignment)
+        if section != "data":
+            raise ZooError(f"zoo eval --set takes data.KEY=VALUE (the real data), got {assignment!r}")
+        if key in ("name", "frames", "frame_stride"):
+            raise ZooError(f"--set data.{key}: the metric's preset fixes it; choose the data with --data / "
+                           "--real-dir and the clip length with --preset")
+        fields[key] = value
+    return fields
 
 
 def group_data_config(request: EvalRequest, run: dict, preset: Preset) -> DataConfig:
@@ -626,6 +643,8 @@ def add_eval_parser(sub) -> None:
     p.add_argument("--real-dir", help="folder of real videos (same as --data folder --data-root DIR)")
     p.add_argument("--data", help="dataset key of the real clips (default: the checkpoint's)")
     p.add_argument("--data-root", help="dataset directory")
+    p.add_argument("--set", action="append", default=[], metavar="data.KEY=VALUE",
+                   help="any other DataConfig field of the real data (e.g. data.max_bad_fraction, data.decoder)")
     p.add_argument("--clip-list", help="ClipList JSON from `zoo data cliplist` pinning the real clips")
     p.add_argument("--preset", choices=sorted(PRESETS), help="protocol for plain metric keys")
     p.add_argument("--num-samples", type=int, help="generated videos (default: the preset's)")
@@ -654,7 +673,8 @@ def add_eval_parser(sub) -> None:
 def _run_eval(args) -> None:
     request = EvalRequest(
         metrics=args.metric, ckpt=args.ckpt, fake_dir=args.fake_dir, real_dir=args.real_dir, data=args.data,
-        data_root=args.data_root, clip_list=args.clip_list, preset=args.preset, num_samples=args.num_samples,
+        data_root=args.data_root, data_sets=args.set, clip_list=args.clip_list, preset=args.preset,
+        num_samples=args.num_samples,
         num_real=args.num_real, resolution=args.resolution, covariance=args.covariance, batch_size=args.batch_size,
         devices=args.devices, device=args.device, bootstrap=args.bootstrap, stats_only=args.stats_only,
         detector_weights=args.detector_weights, detector_mean=args.detector_mean, seed=args.seed,

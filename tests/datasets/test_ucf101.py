@@ -77,7 +77,7 @@ def test_missing_files_are_counted_and_too_many_is_an_error(tmp_path, cache):
     item = d[(gone, 3)]
     assert item["video"].shape == (3, 8, 64, 64) and item["video"].std() > 0.02, "a real replacement clip"
     assert list(d.failures) == ["Archery/v_Archery_g02_c01.avi"]
-    with pytest.raises(ZooError, match=r"zoo data check`, or train without them: --set data.max_bad_fraction=0.17$"):
+    with pytest.raises(ZooError, match=r"zoo data check`, or go on without them: --set data.max_bad_fraction=0.17$"):
         build_dataset("ucf101", root=str(root), split="all", frames=8, index_cache=cache, max_bad_fraction=0.1)
 
 

@@ -142,7 +142,7 @@ class ClipDataset(VideoDataset):
             raise ZooError(
                 f"{bad} of {c['listed']} {self.registry_key} videos are missing or unreadable (more than "
                 f"data.max_bad_fraction={self.config.max_bad_fraction}); check the copy with `zoo data check`, or "
-                f"train without them: --set data.max_bad_fraction={math.ceil(100 * bad / c['listed']) / 100}"
+                f"go on without them: --set data.max_bad_fraction={math.ceil(100 * bad / c['listed']) / 100}"
             )
         if not c["usable"]:
             summary = ", ".join(f"{k} {v}" for k, v in c.items())
