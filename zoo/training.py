@@ -272,6 +272,17 @@ def check_one_global_batch(videos: int, batch_size: int, ranks: int, data_name: 
                    f"device x {ranks} device(s)): {fix}, or add videos")
 
 
+def eval_modules_are_frozen(model: torch.nn.Module) -> bool:
+    """Whether every module in eval mode lies inside a frozen part (parameters, none trainable), such as VideoGPT's
+    stage-1 VQ-VAE: kept in eval mode on purpose, so Lightning's "modules in eval mode" warning is noise."""
+    frozen = set()
+    for module in model.modules():
+        params = list(module.parameters())
+        if params and not any(p.requires_grad for p in params):
+            frozen.update(id(m) for m in module.modules())
+    return all(id(m) in frozen for m in model.modules() if not m.training)
+
+
 def multi_gpu(train) -> bool:
     gpu = train.accelerator in ("gpu", "cuda") or (train.accelerator == "auto" and torch.cuda.is_available())
     return gpu and train.devices * train.num_nodes > 1
@@ -407,5 +418,7 @@ def fit(config: ExperimentConfig, resume: str | bool | None = None, extra_callba
     with warnings.catch_warnings():
         # torch 2.13 deprecates LeafSpec, which Lightning 2.6 still builds for every batch: nothing a user can act on
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+        if eval_modules_are_frozen(model):
+            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     return FitResult(run_dir, model)

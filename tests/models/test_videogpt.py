@@ -239,16 +239,19 @@ class TestVideoGPT(ModelContract):
             assert torch.equal(before, after), f"stage-1 {name} changed while training the prior"
 
 
-def test_prior_checkpoint_is_self_contained(vqvae_ckpt, tmp_path):
+def test_prior_checkpoint_is_self_contained(vqvae_ckpt, tmp_path, recwarn):
     """`zoo sample` on a prior needs nothing but its own checkpoint: the stage-1 file may be gone."""
     import shutil
 
     from zoo.models.base import load_model
+    from zoo.training import eval_modules_are_frozen
 
     stage1 = tmp_path / "stage1.ckpt"
     shutil.copy(vqvae_ckpt, stage1)
     run = tmp_path / "prior"
     fit(tiny_config("videogpt", VideoGPTConfig, *FAST, f"model.vqvae_ckpt={stage1}", f"train.run_dir={run}"))
+    # the frozen VQ-VAE stays in eval mode on purpose: no "modules in eval mode" alarm for it
+    assert not [w for w in recwarn if "in eval mode" in str(w.message)]
     trained = load_model(run / "checkpoints" / "last.ckpt")
     stage1.unlink()
     loaded = load_model(run / "checkpoints" / "last.ckpt", expected="videogpt")
@@ -257,6 +260,10 @@ def test_prior_checkpoint_is_self_contained(vqvae_ckpt, tmp_path):
     a = trained.sample(2, generator=torch.Generator().manual_seed(3))
     b = loaded.sample(2, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+    trained.train()
+    assert eval_modules_are_frozen(trained)
+    trained.transformer.head.eval()  # a trainable part in eval mode is a real problem: the warning must stay
+    assert not eval_modules_are_frozen(trained)
 
 
 def test_vqvae_grid_shows_reconstructions(vqvae_ckpt):
