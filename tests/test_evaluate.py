@@ -182,6 +182,12 @@ def test_eval_set_reaches_the_real_data(tmp_path, capsys):
     assert err.endswith("go on without them: --set data.max_bad_fraction=0.34")
     assert main(argv + ["--set", "data.max_bad_fraction=0.34"]) == 0
     assert "fvd_shapes" in capsys.readouterr().out
+    # IS of a folder has no real side: the generated videos are still read with the --set fields
+    from zoo.evaluate import group_data_config
+    from zoo.metrics.presets import PRESETS
+
+    request = EvalRequest(metrics=["is"], fake_dir=str(fake), data_sets=["data.decoder=pyav"])
+    assert group_data_config(request, {}, PRESETS["is2048_ucf"]).decoder == "pyav"
 
 
 def test_is_takes_the_c3d_mean_by_flag(tmp_path, capsys):

@@ -46,7 +46,7 @@ class EvalRequest:
     real_dir: str | None = None  # shorthand for --data folder --data-root DIR
     data: str | None = None  # dataset key of the real clips (default: the checkpoint's)
     data_root: str | None = None
-    data_sets: list[str] = field(default_factory=list)  # `--set data.KEY=VALUE` for the real data's DataConfig
+    data_sets: list[str] = field(default_factory=list)  # `--set data.KEY=VALUE` for the DataConfig videos are read with
     clip_list: str | None = None  # exported ClipList JSON pinning the real clips
     preset: str | None = None  # applies to every plain metric key
     num_samples: int | None = None  # override the preset's generated count
@@ -171,7 +171,7 @@ def real_data_config(request: EvalRequest, run: dict, preset: Preset) -> DataCon
 
 
 def data_overrides(assignments: list[str]) -> dict:
-    """`--set data.KEY=VALUE` of `zoo eval`: real-data fields the protocol leaves open (decoder, stream,
+    """`--set data.KEY=VALUE` of `zoo eval`: data fields the protocol leaves open (decoder, stream,
     max_bad_fraction, ...); the dataset, clip length and stride come from --data and the preset."""
     fields = {}
     for assignment in assignments:
@@ -193,7 +193,7 @@ def group_data_config(request: EvalRequest, run: dict, preset: Preset) -> DataCo
     changes = {"frames": preset.frames, "frame_stride": preset.frame_stride}
     if request.resolution:
         changes["resolution"] = request.resolution
-    return update_dataclass(DataConfig(), changes, "data")
+    return update_dataclass(DataConfig(), {**data_overrides(request.data_sets), **changes}, "data")
 
 
 def explain_undefined(values: dict) -> dict:
@@ -644,7 +644,7 @@ def add_eval_parser(sub) -> None:
     p.add_argument("--data", help="dataset key of the real clips (default: the checkpoint's)")
     p.add_argument("--data-root", help="dataset directory")
     p.add_argument("--set", action="append", default=[], metavar="data.KEY=VALUE",
-                   help="any other DataConfig field of the real data (e.g. data.max_bad_fraction, data.decoder)")
+                   help="another DataConfig field the videos are read with (data.max_bad_fraction, data.decoder, ...)")
     p.add_argument("--clip-list", help="ClipList JSON from `zoo data cliplist` pinning the real clips")
     p.add_argument("--preset", choices=sorted(PRESETS), help="protocol for plain metric keys")
     p.add_argument("--num-samples", type=int, help="generated videos (default: the preset's)")

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 
 import pytest
@@ -290,7 +291,7 @@ def test_trained_context_makes_the_past_frames_count(tmp_path):
                             [f"train.run_dir={tmp_path}", "train.sample_every=0", "train.checkpoint_every=100000",
                              "model.val_every=0", "train.max_steps=1000", "data.num_workers=0"])
     model = fit(config).model.cpu().eval()
-    held = build_dataset("shapes", type(config.data)(**{**config.data.__dict__, "seed": config.data.seed + 1}))
+    held = build_dataset("shapes", dataclasses.replace(config.data, seed=config.data.seed + 1))
     videos = torch.stack([held[i]["video"] for i in range(64)])
     other_past = videos.clone()
     other_past[:, :, 0] = videos.roll(1, dims=0)[:, :, 0]  # frame 0 of the previous clip
