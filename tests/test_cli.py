@@ -12,6 +12,7 @@ import torch
 import yaml
 from PIL import Image
 
+from tests.commands import ZOO
 from tests.conftest import REPO
 from zoo.cli import main
 
@@ -20,9 +21,9 @@ TINY = str(REPO / "experiments" / "mocogan" / "tiny.yaml")
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A real `zoo fit` through the installed console script."""
+    """A real `zoo fit` through the console script of the interpreter running the suite."""
     out = tmp_path_factory.mktemp("cli") / "run"
-    cmd = ["zoo", "fit", "--model", "mocogan", "--data", "shapes", "--config", TINY, "--run-dir", str(out),
+    cmd = [*ZOO, "fit", "--model", "mocogan", "--data", "shapes", "--config", TINY, "--run-dir", str(out),
            "--set", "train.sample_every=2", "--max-steps", "4"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert done.returncode == 0, done.stderr[-3000:]

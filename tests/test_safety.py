@@ -14,6 +14,7 @@ import subprocess
 import pytest
 import torch
 
+from tests.commands import ZOO
 from tests.conftest import REPO
 from zoo.cli import main
 from zoo.errors import ZooError
@@ -40,7 +41,7 @@ def run(tmp_path_factory):
     tmpdir = base / "tmpdir"
     tmpdir.mkdir()
     run_dir = base / "run"
-    cmd = ["zoo", "fit", "--model", "mocogan", "--config", TINY, "--run-dir", str(run_dir), "--max-steps", "2",
+    cmd = [*ZOO, "fit", "--model", "mocogan", "--config", TINY, "--run-dir", str(run_dir), "--max-steps", "2",
            "--set", "train.checkpoint_every=1", "--set", "train.sample_every=0", "--set", "data.num_workers=1"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(tmpdir)})
     assert done.returncode == 0, done.stderr[-3000:]
@@ -88,7 +89,7 @@ def test_zoo_checkpoints_load_weights_only(run):
 def test_whole_file_payload_is_refused_by_every_cli_entry_point(evil, monkeypatch):
     env = {**os.environ, "ZOO_OFFLINE": "1", "ZOO_CACHE": str(evil["dir"] / "cache")}
     for name, argv in entry_points(evil["whole"], evil["dir"]).items():
-        done = subprocess.run(["zoo", *argv], capture_output=True, text=True, timeout=300, env=env)
+        done = subprocess.run([*ZOO, *argv], capture_output=True, text=True, timeout=300, env=env)
         err = done.stderr.strip().splitlines()
         assert done.returncode == 2, f"{name}: {done.stderr[-2000:]}"
         assert len(err) == 1 and "refers to the Python object io.open" in err[0], f"{name}: {done.stderr[-2000:]}"
