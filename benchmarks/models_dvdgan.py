@@ -1,5 +1,5 @@
 """DVD-GAN rows (run by benchmarks/models.py): separable vs joint self-attention at growing T x H x W, and the
-`shapes` config's training step in CPU seconds (what the README's "learns in ~N minutes on a CPU" rests on).
+`shapes` config's training step in CPU seconds (what docs/models/dvdgan.md's "learns in ~N minutes on a CPU" rests on).
 
 Attention: forward + backward of one `SeparableAttention` (H, then W, then T) against one `JointSelfAttention` over
 all T*H*W positions, both on the same `(1, 32, T, H, W)` input, float32, one thread. Memory is the peak resident set

@@ -89,7 +89,7 @@ MODULES: dict[str, list[str]] = {
 }
 # Modules too large to mutate whole in minutes: only these functions' mutants run (mutmut's own mutant-name filter;
 # `name` is a module-level function, `Class.name` a method, `*.name` a method of any class). The score then counts
-# those functions' mutants only; the README says which functions each such row covers.
+# those functions' mutants only; docs/testing.md says which functions each such row covers.
 FUNCTIONS: dict[str, list[str]] = {
     # the write path and its locking, and the reader that checks what was written (not the rendering)
     "zoo/leaderboard.py": ["_format", "_check_header", "_set_aside_partial", "append_rows", "append_or_set_aside",

@@ -2,10 +2,10 @@
 prints the full table): it rises with each distortion's strength, motion-only ones and Gaussian noise included, and
 two independent real sets score below the distorted ones.
 
-What the metric misses is asserted nowhere and reported in the README: the mildest noise level (std 4) scores within
-the real-vs-real spread, and the mildest shift and colour levels (1 px, 5 % mix) barely above it. The v1 detector,
-trained on clean clips only, also scored std-64 noise below std 16; v2 (corruption augmentation) fixed that, and this
-test now checks noise like every other distortion."""
+What the metric misses is asserted nowhere and reported in docs/shapes-benchmark.md: the mildest noise level (std 4)
+scores within the real-vs-real spread, and the mildest shift and colour levels (1 px, 5 % mix) barely above it. The
+v1 detector, trained on clean clips only, also scored std-64 noise below std 16; v2 (corruption augmentation) fixed
+that, and this test now checks noise like every other distortion."""
 
 import pytest
 

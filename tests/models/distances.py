@@ -1,9 +1,9 @@
 """The distance of every model's slow learning check: `fvd_shapes` (the shapes benchmark's FVD with the shipped
 `shapes_net` detector), so the zoo's checks use the yardstick its users get from `zoo eval --metric fvd_shapes`.
 
-The detector is trained with corruption augmentation (noise, coloured speckle, blur, blockiness, README "The shapes
-benchmark"), so early samples full of high-frequency artefacts score as far from real as they look, instead of
-farther than an untrained network's near-grey clips.
+The detector is trained with corruption augmentation (noise, coloured speckle, blur, blockiness:
+docs/shapes-benchmark.md), so early samples full of high-frequency artefacts score as far from real as they
+look, instead of farther than an untrained network's near-grey clips.
 """
 
 from __future__ import annotations
