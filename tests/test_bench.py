@@ -104,8 +104,11 @@ PROBE = ("<script>addEventListener('load', () => { document.body.dataset.images 
          ".map(i => i.complete && i.naturalWidth > 0 ? 1 : 0).join(''); });</script>")
 
 
-def render(page: Path, tmp_path: Path) -> tuple[str, list[str]]:
-    """Load `page` in headless Chromium with a fresh profile: (DOM after load, console messages)."""
+def render_in_chromium(page: Path, tmp_path: Path, probe: bool = False) -> tuple[str, list[str]]:
+    """Load `page` in headless Chromium with a fresh profile: (DOM after load, console messages). `probe`: load a
+    copy that records in `<body data-images>` which images decoded (1) and which did not (0)."""
+    if probe:
+        page = probed_copy(page, tmp_path)
     cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
            "--enable-logging=stderr", "--v=0", "--dump-dom", page.resolve().as_uri()]
@@ -125,14 +128,14 @@ def test_console_check_catches_a_broken_page(tmp_path):
     """The check the report test relies on: a page with a script error is caught."""
     page = tmp_path / "broken.html"
     page.write_text("<!DOCTYPE html><html><body><script>notDefined();</script></body></html>")
-    _, console = render(page, tmp_path)
+    _, console = render_in_chromium(page, tmp_path)
     assert any("notDefined" in line for line in console)
 
 
 @needs_chromium
 def test_report_renders_in_chromium_without_console_errors(bench_dir, tmp_path):
     out, _ = bench_dir
-    dom, console = render(probed_copy(out / "report.html", tmp_path), tmp_path)
+    dom, console = render_in_chromium(out / "report.html", tmp_path, probe=True)
     assert console == []
     images = re.search(r'data-images="([01]*)"', dom)
     assert images and images.group(1) == "11", dom[:500]  # the curves plot and the mocogan GIF both decode

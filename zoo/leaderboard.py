@@ -453,9 +453,9 @@ def _markdown(tables: dict) -> str:
 
 def _html(tables: dict, base: Path | None) -> str:
     esc = html.escape
-    parts = ["<!doctype html><meta charset='utf-8'><title>video-zoo leaderboard</title>",
+    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>video-zoo leaderboard</title>",
              "<style>td,th{padding:4px 8px;border-bottom:1px solid #ddd}.no{color:#999}tr.floor{background:#eef}"
-             "img.samples{image-rendering:pixelated;height:192px}figure{display:inline-block}</style>"]
+             "img.samples{image-rendering:pixelated;height:192px}figure{display:inline-block}</style></head><body>"]
     figures: dict[str, tuple[int, str | None, str]] = {}  # samples path -> (number, data URI or None, why not)
     for (dataset, metric), records in sorted(tables.items()):
         parts.append(f"<h3>{esc(dataset)} · {esc(metric)}</h3><p>{esc(better_text(metric).capitalize())}; "
@@ -472,7 +472,7 @@ def _html(tables: dict, base: Path | None) -> str:
         parts.append("<h2>Samples</h2>")
         parts += [f"<figure id='samples-{n}'><img class='samples' alt='samples {n}' src='{uri}'>"
                   f"<figcaption>samples {n}: {esc(path)}</figcaption></figure>" for n, uri, path in shown]
-    return "\n".join(parts) + "\n"
+    return "\n".join(parts) + "\n</body></html>\n"
 
 
 def _samples_link(relative: str, figures: dict, base: Path | None) -> str:
