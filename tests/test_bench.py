@@ -36,14 +36,23 @@ def test_bench_scores_every_shapes_metric_with_intervals_and_provenance(bench_di
     from zoo.leaderboard import comparable, detector_trust
     from zoo.metrics.detectors.weights import WEIGHTS
 
+    from zoo.leaderboard import FLOOR_MODEL
+    from zoo.metrics.presets import SHAPES_PRESETS
+
     out, _ = bench_dir
-    entry = json.loads((out / "state.json").read_text())["models"]["mocogan"]
+    state = json.loads((out / "state.json").read_text())
+    entry = state["models"]["mocogan"]
     assert entry["steps"] == 2 and entry["params"] > 0 and entry["wall_s"] > 0
     assert [p["step"] for p in entry["curve"]] == [1, 2]
     for name in ("fvd_shapes", "kvd_shapes", "prdc_shapes", "is_shapes", "acd_shapes"):
         low, high = entry["final"][name]["interval"]
         assert low <= high
-    rows = list(csv.DictReader((out / "leaderboard.csv").open()))
+    every = list(csv.DictReader((out / "leaderboard.csv").open()))
+    floor = [r for r in every if r["model"] == FLOOR_MODEL]  # the real-vs-real rows, so the leaderboard shows them
+    assert [r["preset"] for r in floor] == list(SHAPES_PRESETS) and {r["num_real"] for r in floor} == {"12"}
+    assert {float(r["value"]) for r in floor} == {state["floor"]["8x32"]["values"][r["preset"]][r["metric"]]
+                                                  for r in floor}
+    rows = [r for r in every if r["model"] != FLOOR_MODEL]
     assert {r["preset"] for r in rows} == {"fvd_shapes", "kvd_shapes", "prdc_shapes", "is_shapes", "acd_shapes"}
     assert all(r["model"] == "mocogan" and r["training_steps"] in ("1", "2") for r in rows)
     assert {r["detector_sha256"] for r in rows} == {WEIGHTS["shapes_net"].sha256}
@@ -138,7 +147,7 @@ def test_report_renders_in_chromium_without_console_errors(bench_dir, tmp_path):
     dom, console = render_in_chromium(out / "report.html", tmp_path, probe=True)
     assert console == []
     images = re.search(r'data-images="([01]*)"', dom)
-    assert images and images.group(1) == "11", dom[:500]  # the curves plot and the mocogan GIF both decode
+    assert images and images.group(1) == "111", dom[:500]  # the curves plot, the real clips and the mocogan GIF
     assert re.search(r"<td>mocogan</td>", dom) and "real vs real (floor)" in dom
     assert len(re.findall(r"<tr", dom)) >= 3  # header, model, floor
     shot = tmp_path / "shot.png"
