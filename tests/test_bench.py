@@ -33,10 +33,8 @@ def bench_dir(tmp_path_factory):
 
 
 def test_bench_scores_every_shapes_metric_with_intervals_and_provenance(bench_dir):
-    from zoo.leaderboard import comparable, detector_trust
+    from zoo.leaderboard import FLOOR_MODEL, comparable, detector_trust
     from zoo.metrics.detectors.weights import WEIGHTS
-
-    from zoo.leaderboard import FLOOR_MODEL
     from zoo.metrics.presets import SHAPES_PRESETS
 
     out, _ = bench_dir
@@ -179,3 +177,31 @@ def test_zoo_eval_takes_the_shapes_presets(bench_dir, capsys):
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert all(line in printed for line in ("fvd_shapes", "precision =", "acd_real ="))
+
+
+def test_report_shows_the_real_clips_the_floor_scored_beside_the_samples(bench_dir):
+    """The grid of real clips is the floor's first real set (data seed 0) at the bench's clip format, so a person
+    compares the samples with what the metrics compare them to."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image, ImageSequence
+
+    from zoo.bench import BenchRequest, real_clips
+    from zoo.video_io import from_uint8, make_grid
+
+    out, _ = bench_dir
+    page = (out / "report.html").read_text()
+    grid = re.search(r"<img class='samples real' alt='real clips' src='data:image/gif;base64,([^']*)'", page)
+    frames = np.stack([np.array(f.convert("RGB")) for f in ImageSequence.Iterator(
+        Image.open(io.BytesIO(base64.b64decode(grid.group(1)))))])
+
+    def distance(seed):  # mean absolute pixel difference to the grid of the real clips of data seed `seed`
+        grid = make_grid(from_uint8(real_clips(BenchRequest(num_samples=12), 8, 32, seed)))
+        return np.abs(frames.astype(float) - grid).mean()
+
+    # GIF's 256-colour palette rounds the ~1000 colours of each frame a little; another real set is far off
+    assert distance(0) < 2 and distance(1) > 5 * distance(0), (distance(0), distance(1))
+    samples = page.split("beside real clips</h2>")[1]
+    assert samples.index("alt='real clips'") < samples.index("alt='mocogan'")

@@ -481,7 +481,8 @@ def _curves(state: BenchState, keys: list[str]) -> str:
         ax.set_title(f"{name} ({better_text(name.split('_')[0])})", fontsize=8)
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=8)
     fig.tight_layout()
     uri = _png(fig)
     plt.close(fig)
