@@ -33,17 +33,24 @@ def bench_dir(tmp_path_factory):
 
 
 def test_bench_scores_every_shapes_metric_with_intervals_and_provenance(bench_dir):
-    from zoo.leaderboard import comparable, detector_trust
+    from zoo.leaderboard import FLOOR_MODEL, comparable, detector_trust
     from zoo.metrics.detectors.weights import WEIGHTS
+    from zoo.metrics.presets import SHAPES_PRESETS
 
     out, _ = bench_dir
-    entry = json.loads((out / "state.json").read_text())["models"]["mocogan"]
+    state = json.loads((out / "state.json").read_text())
+    entry = state["models"]["mocogan"]
     assert entry["steps"] == 2 and entry["params"] > 0 and entry["wall_s"] > 0
     assert [p["step"] for p in entry["curve"]] == [1, 2]
     for name in ("fvd_shapes", "kvd_shapes", "prdc_shapes", "is_shapes", "acd_shapes"):
         low, high = entry["final"][name]["interval"]
         assert low <= high
-    rows = list(csv.DictReader((out / "leaderboard.csv").open()))
+    every = list(csv.DictReader((out / "leaderboard.csv").open()))
+    floor = [r for r in every if r["model"] == FLOOR_MODEL]  # the real-vs-real rows, so the leaderboard shows them
+    assert [r["preset"] for r in floor] == list(SHAPES_PRESETS) and {r["num_real"] for r in floor} == {"12"}
+    assert {float(r["value"]) for r in floor} == {state["floor"]["8x32"]["values"][r["preset"]][r["metric"]]
+                                                  for r in floor}
+    rows = [r for r in every if r["model"] != FLOOR_MODEL]
     assert {r["preset"] for r in rows} == {"fvd_shapes", "kvd_shapes", "prdc_shapes", "is_shapes", "acd_shapes"}
     assert all(r["model"] == "mocogan" and r["training_steps"] in ("1", "2") for r in rows)
     assert {r["detector_sha256"] for r in rows} == {WEIGHTS["shapes_net"].sha256}
@@ -104,8 +111,11 @@ PROBE = ("<script>addEventListener('load', () => { document.body.dataset.images 
          ".map(i => i.complete && i.naturalWidth > 0 ? 1 : 0).join(''); });</script>")
 
 
-def render(page: Path, tmp_path: Path) -> tuple[str, list[str]]:
-    """Load `page` in headless Chromium with a fresh profile: (DOM after load, console messages)."""
+def render_in_chromium(page: Path, tmp_path: Path, probe: bool = False) -> tuple[str, list[str]]:
+    """Load `page` in headless Chromium with a fresh profile: (DOM after load, console messages). `probe`: load a
+    copy that records in `<body data-images>` which images decoded (1) and which did not (0)."""
+    if probe:
+        page = probed_copy(page, tmp_path)
     cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
            "--enable-logging=stderr", "--v=0", "--dump-dom", page.resolve().as_uri()]
@@ -125,17 +135,17 @@ def test_console_check_catches_a_broken_page(tmp_path):
     """The check the report test relies on: a page with a script error is caught."""
     page = tmp_path / "broken.html"
     page.write_text("<!DOCTYPE html><html><body><script>notDefined();</script></body></html>")
-    _, console = render(page, tmp_path)
+    _, console = render_in_chromium(page, tmp_path)
     assert any("notDefined" in line for line in console)
 
 
 @needs_chromium
 def test_report_renders_in_chromium_without_console_errors(bench_dir, tmp_path):
     out, _ = bench_dir
-    dom, console = render(probed_copy(out / "report.html", tmp_path), tmp_path)
+    dom, console = render_in_chromium(out / "report.html", tmp_path, probe=True)
     assert console == []
     images = re.search(r'data-images="([01]*)"', dom)
-    assert images and images.group(1) == "11", dom[:500]  # the curves plot and the mocogan GIF both decode
+    assert images and images.group(1) == "111", dom[:500]  # the curves plot, the real clips and the mocogan GIF
     assert re.search(r"<td>mocogan</td>", dom) and "real vs real (floor)" in dom
     assert len(re.findall(r"<tr", dom)) >= 3  # header, model, floor
     shot = tmp_path / "shot.png"
@@ -167,3 +177,31 @@ def test_zoo_eval_takes_the_shapes_presets(bench_dir, capsys):
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert all(line in printed for line in ("fvd_shapes", "precision =", "acd_real ="))
+
+
+def test_report_shows_the_real_clips_the_floor_scored_beside_the_samples(bench_dir):
+    """The grid of real clips is the floor's first real set (data seed 0) at the bench's clip format, so a person
+    compares the samples with what the metrics compare them to."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image, ImageSequence
+
+    from zoo.bench import BenchRequest, real_clips
+    from zoo.video_io import from_uint8, make_grid
+
+    out, _ = bench_dir
+    page = (out / "report.html").read_text()
+    grid = re.search(r"<img class='samples real' alt='real clips' src='data:image/gif;base64,([^']*)'", page)
+    frames = np.stack([np.array(f.convert("RGB")) for f in ImageSequence.Iterator(
+        Image.open(io.BytesIO(base64.b64decode(grid.group(1)))))])
+
+    def distance(seed):  # mean absolute pixel difference to the grid of the real clips of data seed `seed`
+        grid = make_grid(from_uint8(real_clips(BenchRequest(num_samples=12), 8, 32, seed)))
+        return np.abs(frames.astype(float) - grid).mean()
+
+    # GIF's 256-colour palette rounds the ~1000 colours of each frame a little; another real set is far off
+    assert distance(0) < 2 and distance(1) > 5 * distance(0), (distance(0), distance(1))
+    samples = page.split("beside real clips</h2>")[1]
+    assert samples.index("alt='real clips'") < samples.index("alt='mocogan'")

@@ -74,13 +74,16 @@ def test_non_numeric_values_are_one_line_errors_naming_the_line(tmp_path):
 
 
 def test_rows_that_cannot_be_appended_are_written_beside(tmp_path):
-    from zoo.leaderboard import append_or_set_aside
+    from zoo.leaderboard import RowsSetAside, append_or_set_aside
 
     other = tmp_path / "leaderboard.csv"
     other.write_text("a,b\n1,2\n")  # not a leaderboard: appending is refused
-    message = append_or_set_aside(other, [_row(7)])
+    with pytest.raises(RowsSetAside) as e:  # a ZooError: `zoo eval` exits 2 saying where the rows are
+        append_or_set_aside(other, [_row(7)])
+    message = str(e.value)
     saved = list(tmp_path.glob("leaderboard.unsaved-*.csv"))
-    assert len(saved) == 1 and str(saved[0]) in message and "not a video-zoo leaderboard" in message
+    assert len(saved) == 1 and e.value.path == saved[0]
+    assert str(saved[0]) in message and "not a video-zoo leaderboard" in message
     assert [r["model"] for r in read_rows(saved[0])] == ["m7"] and other.read_text() == "a,b\n1,2\n"
 
 
@@ -124,5 +127,5 @@ def test_render_marks_comparability_and_paper_numbers(tmp_path):
     assert "### ucf101 · fvd" in md and "mocogan (paper)" in md and "2886.9" in md
     assert "same protocol" in md and "preset wants" in md
     page = render(rows, "html")
-    assert "<img src='leaderboard_samples/a.gif'" in page
+    assert "<a href='#samples-1'>" not in page and "not shown: no leaderboard folder given" in page
     assert render(rows, "csv").splitlines()[0] == ",".join(COLUMNS)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from zoo.errors import ZooError
-from zoo.leaderboard import COLUMNS, append_or_set_aside, append_rows, read_rows
+from zoo.leaderboard import COLUMNS, RowsSetAside, append_or_set_aside, append_rows, read_rows
 
 HEADER = ",".join(COLUMNS) + "\n"
 
@@ -139,7 +139,9 @@ def test_unsaved_rows_go_to_a_utc_stamped_file_in_the_working_folder_when_beside
     blocker.write_text("a file where a folder should be")
     path = blocker / "leaderboard.csv"  # neither appendable nor a folder to write beside
     before = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
-    message = append_or_set_aside(path, [_row("a")])
+    with pytest.raises(RowsSetAside) as e:
+        append_or_set_aside(path, [_row("a")])
+    message = str(e.value)
     after = datetime.now(timezone.utc).replace(tzinfo=None)
     (saved,) = list(os.scandir(os.getcwd()))
     match = re.fullmatch(rf"leaderboard\.unsaved-(\d{{8}}T\d{{6}})-{os.getpid()}\.csv", saved.name)

@@ -6,20 +6,29 @@ steps, code version, date. Appends hold a file lock (`filelock`) and write whole
 writers never lose or interleave rows. A last row cut short (a writer killed mid-append) is moved to a side file
 `<leaderboard>.partial` by the next append, which then proceeds; complete rows are never rewritten or lost. Any other
 malformed line (wrong field count, a non-numeric value) is reported with its line number and the file left untouched.
-If rows cannot be appended at all, `append_or_set_aside` writes them to a new file beside the leaderboard.
+If rows cannot be appended at all, `append_or_set_aside` writes them to a new file beside the leaderboard and raises
+`RowsSetAside` (a `ZooError`: `zoo eval` exits 2 naming that file). No field may exceed `FIELD_LIMIT` characters
+(the CSV reader's limit): longer fields are refused before anything is written, and a file holding one is reported
+with its line number.
 
 `zoo leaderboard --format md|html|csv` renders one table per (dataset, metric) with the papers' numbers from
 `experiments/*/<dataset>.yaml` (`reference:` lists) side by side, marking which are comparable: same preset, the
 preset's sample counts, and detector weights verified against the weights table (`detector_verified` is `True`;
-rows made with weights only pinned locally on first use say `pinned locally` and are not comparable).
+rows made with weights only pinned locally on first use say `pinned locally` and are not comparable). Each table
+says which values are better (`BETTER`, the rule `zoo bench` ranks by too) and lists the zoo rows best first, then
+the real-versus-real floor rows `zoo bench` appends (model `real-vs-real`), then the papers' numbers. The HTML page
+embeds the sample GIFs as data URIs, read only from the leaderboard's own `leaderboard_samples/` folder, so it works
+wherever it is written; every field is escaped (HTML entities; Markdown link and table syntax too).
 """
 
 from __future__ import annotations
 
+import base64
 import csv
 import html
 import io
 import json
+import math
 import os
 import sys
 from datetime import datetime, timezone
@@ -36,6 +45,16 @@ COLUMNS = (
     "num_real", "num_fake", "detector", "detector_weights", "detector_sha256", "detector_verified",
     "checkpoint_sha256", "config_hash", "seed", "training_steps", "code_version", "protocol", "extra", "samples",
 )
+FIELD_LIMIT = 131072  # characters per field: the csv module's default reader limit (csv.field_size_limit())
+FLOOR_MODEL = "real-vs-real"  # the model of rows scoring one set of real clips against a disjoint one (zoo bench)
+
+
+class RowsSetAside(ZooError):
+    """The rows could not be appended and were written to `path` instead: a failure the exit status must show."""
+
+    def __init__(self, message: str, path: Path):
+        super().__init__(message)
+        self.path = path
 
 
 def make_row(result, request, run: dict, code_version: str) -> dict:
@@ -107,8 +126,19 @@ def _format(rows: list[dict]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n", extrasaction="raise")
     for row in rows:
-        writer.writerow({k: row.get(k, "") for k in COLUMNS})
+        fields = {k: row.get(k, "") for k in COLUMNS}
+        _check_field_sizes(fields)
+        writer.writerow(fields)
     return buf.getvalue()
+
+
+def _check_field_sizes(fields: dict) -> None:
+    """Refuse a field the reader could not read back (the CSV module's limit), before anything is written."""
+    for column, value in fields.items():
+        if len(str(value)) > FIELD_LIMIT:
+            raise ZooError(f"leaderboard column {column} of model {str(fields['model'])[:40]!r} holds "
+                           f"{len(str(value))} characters, over the {FIELD_LIMIT} a field may hold; nothing was "
+                           "written")
 
 
 def _check_header(path: Path, text_start: str) -> None:
@@ -163,8 +193,9 @@ def append_rows(path: str | Path, rows: list[dict]) -> Path | None:
 
 
 def append_or_set_aside(path: str | Path, rows: list[dict]) -> str:
-    """Append `rows` to the leaderboard, or, when that fails, write them to a new CSV beside it (else in the current
-    folder) so a computed result is never lost. Returns what happened, for the user (one line)."""
+    """Append `rows` to the leaderboard and return what happened, for the user (one line); when that fails, write
+    them to a new CSV beside it (else in the current folder), so a computed result is never lost, and raise
+    `RowsSetAside` naming that file, so the caller's exit status says the leaderboard did not get them."""
     try:
         append_rows(path, rows)
         return f"appended {len(rows)} row(s) to {path}"
@@ -177,10 +208,10 @@ def append_or_set_aside(path: str | Path, rows: list[dict]) -> str:
         try:
             with open(target, "x", newline="") as f:
                 f.write(",".join(COLUMNS) + "\n" + _format(rows))
-            return (f"could not append to {path} ({reason}); the {len(rows)} row(s) were written to {target}: "
-                    "append them by hand once the leaderboard is fixed")
         except OSError:
             continue
+        raise RowsSetAside(f"could not append to {path} ({reason}); the {len(rows)} row(s) were written to {target}: "
+                           "append them by hand once the leaderboard is fixed", target)
     raise ZooError(f"could not append to {path} ({reason}) nor write the rows beside it; the results are printed above")
 
 
@@ -224,13 +255,18 @@ def read_rows(path: str | Path) -> list[dict]:
     reader = csv.reader(io.StringIO(text))
     next(reader)
     rows = []
-    for fields in reader:
-        if len(fields) != len(COLUMNS):
-            raise ZooError(f"{path} line {reader.line_num} has {len(fields)} fields, expected {len(COLUMNS)}; "
-                           "the file was left untouched")
-        row = dict(zip(COLUMNS, fields))
-        _check_numbers(path, reader.line_num, row)
-        rows.append(row)
+    try:
+        for fields in reader:
+            if len(fields) != len(COLUMNS):
+                raise ZooError(f"{path} line {reader.line_num} has {len(fields)} fields, expected {len(COLUMNS)}; "
+                               "the file was left untouched")
+            row = dict(zip(COLUMNS, fields))
+            _check_numbers(path, reader.line_num, row)
+            rows.append(row)
+    except csv.Error as e:  # a field over the reader's limit (zoo never writes one), a NUL byte
+        line = reader.line_num
+        raise ZooError(f"{path} line {line} is not a readable CSV row ({e}); fix or remove that line (the file was "
+                       "left untouched)") from None
     return rows
 
 
@@ -268,19 +304,111 @@ def comparable(row: dict) -> tuple[bool, str]:
     return (False, "; ".join(reasons)) if reasons else (True, "yes")
 
 
+# -- which values are better: the one rule --------------------------------------------------------------------
+
+# metric -> which of its values are better; "real": the closer to the real clips' own value (recorded beside the
+# score, under TARGET[metric]) the better. The leaderboard page and the `zoo bench` report state and rank by this.
+BETTER = {"fvd": "lower", "kvd": "lower", "bpd": "lower", "is": "higher", "prdc": "higher", "acd": "real"}
+TARGET = {"acd": "acd_real"}
+
+
+def better_text(metric: str) -> str:
+    """What `BETTER` says of `metric`, for a reader: 'lower is better', ..."""
+    rule = BETTER.get(metric)
+    if rule == "real":
+        return f"closer to the real clips' value ({TARGET[metric]}) is better"
+    return f"{rule} is better" if rule else "no ranking rule"
+
+
+def rank_key(metric: str, value, secondary: dict) -> float | None:
+    """How far from best `value` is under `BETTER` (smaller ranks first); None where it cannot be ranked: not a
+    finite number, no finite real value to approach (`secondary[TARGET[metric]]`), or no rule for the metric."""
+    rule, number = BETTER.get(metric), finite(value)
+    if rule is None or number is None:
+        return None
+    if rule == "real":
+        target = finite(secondary.get(TARGET[metric]))
+        return None if target is None else abs(number - target)
+    return number if rule == "lower" else -number
+
+
+def finite(value) -> float | None:
+    """`value` as a finite float, else None (text, None, NaN, infinities, booleans)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+# -- images a page embeds -------------------------------------------------------------------------------------
+
+MAX_EMBED_BYTES = 8 * 2**20  # per image; a larger file is left out of a page, with the reason
+_IMAGE_MAGIC = {b"GIF87a": "image/gif", b"GIF89a": "image/gif", b"\x89PNG\r\n\x1a\n": "image/png"}
+SAMPLES_DIR = "leaderboard_samples"  # beside the leaderboard CSV: the GIFs `zoo eval` writes and the page embeds
+
+
+def image_data_uri(path: Path, inside: Path) -> tuple[str | None, str]:
+    """`(data URI, "")` of the GIF or PNG file at `path` when, every symlink resolved, it lies inside the folder
+    `inside` and holds at most `MAX_EMBED_BYTES`; else `(None, why not)`. Pages read files named by their inputs
+    (a CSV field, `state.json`) only through this."""
+    try:
+        real, folder = Path(path).resolve(), Path(inside).resolve()
+        if not real.is_relative_to(folder):
+            return None, f"outside {inside}"
+        if not real.is_file():
+            return None, "no such file"
+        with open(real, "rb") as f:
+            data = f.read(MAX_EMBED_BYTES + 1)
+    except (OSError, ValueError, RuntimeError) as e:  # ValueError: a NUL in the name; RuntimeError: a symlink loop
+        return None, f"unreadable ({type(e).__name__})"
+    if len(data) > MAX_EMBED_BYTES:
+        return None, f"larger than {MAX_EMBED_BYTES // 2**20} MiB"
+    mime = next((m for magic, m in _IMAGE_MAGIC.items() if data.startswith(magic)), None)
+    if mime is None:
+        return None, "not a GIF or PNG image"
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}", ""
+
+
+# -- rendering ------------------------------------------------------------------------------------------------
+
+
+def _secondary(row: dict) -> dict:
+    """A row's `extra` record (secondary values such as `acd_real`); {} where it is not a JSON object."""
+    try:
+        extra = json.loads(row.get("extra") or "{}")
+    except ValueError:
+        return {}
+    return extra if isinstance(extra, dict) else {}
+
+
+def _value_text(row: dict, secondary: dict) -> str:
+    text = f"{float(row['value']):.4g}"
+    target = finite(secondary.get(TARGET.get(row["metric"], "")))
+    return text + (f" (real {target:.4g})" if target is not None else "")
+
+
 def _tables(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
-    """`(dataset, metric)` -> display records (zoo rows then paper references)."""
+    """`(dataset, metric)` -> display records: the zoo's rows best first per protocol (`rank_key`), the
+    real-versus-real floor rows, then the papers' references."""
     tables: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         ok, why = comparable(row)
         low, high = row["interval_low"], row["interval_high"]
         interval = f"[{float(low):.4g}, {float(high):.4g}]" if low and high else ""
+        secondary = _secondary(row)
+        floor = row["model"] == FLOOR_MODEL
         tables.setdefault((row["dataset"], row["metric"]), []).append({
-            "model": row["model"], "value": f"{float(row['value']):.4g}", "interval": interval,
-            "protocol": row["preset"], "n": f"{row['num_real']}/{row['num_fake']}", "steps": row["training_steps"],
-            "source": f"zoo {row['code_version']} {row['date'][:10]}", "comparable": why if not ok else "yes",
-            "samples": row["samples"],
+            "model": "real vs real (floor)" if floor else row["model"], "value": _value_text(row, secondary),
+            "interval": interval, "protocol": row["preset"], "n": f"{row['num_real']}/{row['num_fake']}",
+            "steps": row["training_steps"], "source": f"zoo {row['code_version']} {row['date'][:10]}",
+            "comparable": why if not ok else "yes", "samples": row["samples"], "floor": floor,
+            "rank": rank_key(row["metric"], row["value"], secondary),
         })
+    for records in tables.values():  # stable: equal ranks keep the file's order
+        records.sort(key=lambda r: (r["floor"], r["protocol"], r["rank"] is None, r["rank"] or 0.0))
     for dataset, metric in list(tables):
         measured = {r["protocol"] for r in tables[(dataset, metric)]}
         for ref in paper_references(dataset):
@@ -293,40 +421,94 @@ def _tables(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
                 "protocol": ref.get("protocol", "?"),
                 "n": "", "steps": "", "source": ref.get("source", ""),
                 "comparable": "same protocol" if same else "different protocol: not comparable", "samples": "",
+                "floor": False, "rank": None,
             })
     return tables
 
 
 FIELDS = ("model", "value", "interval", "protocol", "n", "steps", "comparable", "source")
+ORDER_NOTE = "the zoo's rows best first per protocol, then the real-vs-real floor (where measured), then the papers'"
 
 
-def render(rows: list[dict], fmt: str = "md") -> str:
+def _md_text(value) -> str:
+    """One Markdown table cell that renders as the text it holds: one line, HTML as entities, no links or images,
+    no cell breaks."""
+    text = html.escape(" ".join(str(value).split()), quote=False)
+    for char in "\\|[]":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def _markdown(tables: dict) -> str:
+    out = []
+    for (dataset, metric), records in sorted(tables.items()):
+        out.append(f"### {_md_text(dataset)} · {_md_text(metric)}\n")
+        out.append(f"{_md_text(better_text(metric).capitalize())}; {ORDER_NOTE}.\n")
+        out.append("| " + " | ".join(FIELDS) + " |")
+        out.append("|" + "---|" * len(FIELDS))
+        out += ["| " + " | ".join(_md_text(r[f]) for f in FIELDS) + " |" for r in records]
+        out.append("")
+    return "\n".join(out)
+
+
+def _html(tables: dict, base: Path | None) -> str:
+    esc = html.escape
+    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>video-zoo leaderboard</title>",
+             "<style>td,th{padding:4px 8px;border-bottom:1px solid #ddd}.no{color:#999}tr.floor{background:#eef}"
+             "img.samples{image-rendering:pixelated;height:192px}figure{display:inline-block}</style></head><body>"]
+    figures: dict[str, tuple[int, str | None, str]] = {}  # samples path -> (number, data URI or None, why not)
+    for (dataset, metric), records in sorted(tables.items()):
+        parts.append(f"<h3>{esc(dataset)} · {esc(metric)}</h3><p>{esc(better_text(metric).capitalize())}; "
+                     f"{esc(ORDER_NOTE)}.</p><table><tr>" + "".join(f"<th>{f}</th>" for f in FIELDS + ("samples",))
+                     + "</tr>")
+        for r in records:
+            classes = ["floor"] * r["floor"] + ["no"] * (r["comparable"] not in ("yes", "same protocol"))
+            cls = f" class='{' '.join(classes)}'" if classes else ""
+            parts.append(f"<tr{cls}>" + "".join(f"<td>{esc(str(r[f]))}</td>" for f in FIELDS)
+                         + f"<td>{_samples_link(r['samples'], figures, base)}</td></tr>")
+        parts.append("</table>")
+    shown = [(number, uri, path) for path, (number, uri, _) in figures.items() if uri]
+    if shown:
+        parts.append("<h2>Samples</h2>")
+        parts += [f"<figure id='samples-{n}'><img class='samples' alt='samples {n}' src='{uri}'>"
+                  f"<figcaption>samples {n}: {esc(path)}</figcaption></figure>" for n, uri, path in shown]
+    return "\n".join(parts) + "\n</body></html>\n"
+
+
+def _samples_link(relative: str, figures: dict, base: Path | None) -> str:
+    """A link to the row's sample grid, embedded once in the page's Samples section; or why it is not shown."""
+    if not relative:
+        return ""
+    if relative not in figures:
+        uri, why = (image_data_uri(base / relative, base / SAMPLES_DIR) if base is not None
+                    else (None, "no leaderboard folder given"))
+        figures[relative] = (len(figures) + 1, uri, why)
+    number, uri, why = figures[relative]
+    if uri is None:
+        return f"<span class='no'>not shown: {html.escape(why)}</span>"
+    return f"<a href='#samples-{number}'>samples {number}</a>"
+
+
+def render(rows: list[dict], fmt: str = "md", base: str | Path | None = None) -> str:
+    """The leaderboard as Markdown, a self-contained HTML page, or CSV. `base`: the folder the rows' `samples` paths
+    are relative to (the leaderboard's); the page embeds only GIFs inside its `leaderboard_samples/`."""
     if fmt == "csv":
         return ",".join(COLUMNS) + "\n" + _format(rows)
-    tables = _tables(rows)
     if fmt == "md":
-        out = []
-        for (dataset, metric), records in sorted(tables.items()):
-            out.append(f"### {dataset} · {metric}\n")
-            out.append("| " + " | ".join(FIELDS) + " |")
-            out.append("|" + "---|" * len(FIELDS))
-            out += ["| " + " | ".join(str(r[f]).replace("|", "/") for f in FIELDS) + " |" for r in records]
-            out.append("")
-        return "\n".join(out)
+        return _markdown(_tables(rows))
     if fmt == "html":
-        parts = ["<!doctype html><meta charset='utf-8'><title>video-zoo leaderboard</title>",
-                 "<style>td,th{padding:4px 8px;border-bottom:1px solid #ddd}.no{color:#999}</style>"]
-        for (dataset, metric), records in sorted(tables.items()):
-            parts.append(f"<h3>{html.escape(dataset)} · {html.escape(metric)}</h3><table><tr>"
-                         + "".join(f"<th>{f}</th>" for f in FIELDS + ("samples",)) + "</tr>")
-            for r in records:
-                cls = "" if r["comparable"] in ("yes", "same protocol") else " class='no'"
-                gif = f"<img src='{html.escape(r['samples'])}' height='96'>" if r["samples"] else ""
-                parts.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(str(r[f]))}</td>" for f in FIELDS)
-                             + f"<td>{gif}</td></tr>")
-            parts.append("</table>")
-        return "\n".join(parts) + "\n"
+        return _html(_tables(rows), Path(base) if base is not None else None)
     raise ZooError(f"unknown format {fmt!r}; valid: md, html, csv")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace `path` by `text` through a temporary file in the same folder (a reader never sees half a file)."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def add_leaderboard_parser(sub) -> None:
@@ -334,16 +516,36 @@ def add_leaderboard_parser(sub) -> None:
     p.add_argument("--file", default=None,
                    help="the CSV written by `zoo eval` (default: runs/leaderboard.csv, or under $ZOO_HOME)")
     p.add_argument("--format", default="md", choices=["md", "html", "csv"])
-    p.add_argument("--out", help="write here instead of stdout")
+    p.add_argument("--out", help="write here instead of stdout (an existing file only with --force)")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing file")
     p.set_defaults(run=_run_leaderboard)
+
+
+def _check_out(out: Path, source: Path, force: bool) -> None:
+    """Refuse an `--out` that is a folder, the leaderboard itself, or an existing file without `--force`."""
+    if out.is_dir():
+        raise ZooError(f"--out {out} is a folder; name a file in it, e.g. --out {out / 'leaderboard.html'}")
+    if out.exists() and source.exists() and out.samefile(source):
+        raise ZooError(f"--out {out} is the leaderboard being rendered; write the page to another file")
+    if out.exists() and not force:
+        raise ZooError(f"--out {out} already exists; pass --force to replace it")
+    if not out.parent.is_dir():
+        raise ZooError(f"--out {out}: the folder {out.parent} does not exist")
 
 
 def _run_leaderboard(args) -> None:
     from zoo.paths import default_leaderboard
 
-    text = render(read_rows(args.file or str(default_leaderboard())), args.format)
-    if args.out:
-        Path(args.out).write_text(text)
-        print(f"wrote {args.out}")
-    else:
+    source = Path(args.file or default_leaderboard())
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        _check_out(out, source, args.force)
+    text = render(read_rows(source), args.format, base=source.parent)
+    if out is None:
         print(text, end="")
+        return
+    try:
+        write_text_atomic(out, text)
+    except OSError as e:
+        raise ZooError(f"--out {out}: cannot write it ({e.strerror or e}); nothing was written") from None
+    print(f"wrote {out}")
