@@ -298,7 +298,8 @@ def add_weights_parser(sub) -> None:
     train.add_argument("name", choices=["shapes_net"])
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--steps", type=int, default=3000)
-    train.add_argument("--heldout", type=int, default=500, metavar="N", help="held-out clips scored after training")
+    train.add_argument("--heldout", type=int, default=500, metavar="N",
+                       help="held-out clips scored after training (a multiple of 50)")
     where = train.add_mutually_exclusive_group()
     where.add_argument("--out", help="weights file (default: $ZOO_CACHE/weights/shapes_net.pt)")
     where.add_argument("--install", action="store_true",
@@ -312,8 +313,10 @@ def _run_train(args) -> None:
     checksum unless the retrain reproduces it byte for byte."""
     from zoo.metrics.detectors import shapes_net
 
-    if args.steps < 1 or args.heldout < 1:
-        raise ZooError(f"--steps and --heldout must be at least 1, got {args.steps} and {args.heldout}")
+    if args.steps < 1:
+        raise ZooError(f"--steps must be at least 1, got {args.steps}")
+    if args.heldout < 50 or args.heldout % 50:
+        raise ZooError(f"--heldout must be a multiple of 50 (clips are scored in batches of 50), got {args.heldout}")
     entry = WEIGHTS["shapes_net"]
     out = Path(shapes_net.WEIGHTS_FILE if args.install else args.out or weights_dir() / entry.filename)
     if out.is_dir():
