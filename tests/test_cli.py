@@ -57,6 +57,7 @@ def test_fit_console_counts_steps_without_alarms(run_dir):
     assert "Tip:" not in console, "Lightning's advertisement (litlogger) is noise"
     assert "Flops" not in console and "FLOPs" not in console, "Lightning's FLOPs read 0 without an example input"
     assert "Trainable params" in console, "the model summary itself informs"
+    assert "Skipping setting a default" not in console, "how the summary is configured is no news to a user"
 
 
 def test_sample_any_model_from_its_checkpoint(run_dir, tmp_path):

@@ -606,6 +606,7 @@ def build_trainer(config: ExperimentConfig, model: VideoGenerativeModel, run_dir
         plugins=[SameFolderCheckpointIO()],
         log_every_n_steps=train.log_every,
         enable_checkpointing=False,  # TrainingProgress writes step and last checkpoints itself
+        enable_model_summary=False,  # CompactModelSummary prints it (else Lightning says it skips its own)
         default_root_dir=run_dir,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # ResumableSampler shards across ranks itself
