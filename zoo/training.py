@@ -585,6 +585,8 @@ def run_trainer(config: ExperimentConfig, model: VideoGenerativeModel, datamodul
     with warnings.catch_warnings():
         # torch 2.13 deprecates LeafSpec, which Lightning 2.6 still builds for every batch: nothing a user can act on
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+        # ResumableSampler restarts mid-epoch exactly (tests/test_resume.py); Lightning cannot know and warns otherwise
+        warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch")
         if eval_modules_are_frozen(model):
             warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
