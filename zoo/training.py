@@ -78,13 +78,13 @@ class TrainingProgress(Callback):
     independent of what ran before, so N straight steps and N/2 + resume + N/2 give the same weights, and DDP ranks
     draw different noise. Every step's logged losses, and the weights before each checkpoint, must be finite: the
     first NaN or infinity raises `TrainingDiverged` before anything of that state is written, so `last.ckpt` stays the
-    last finite checkpoint (`last_saved` is its step).
+    last finite checkpoint (`last_finite`: its path and step; the resumed checkpoint until this run saves one).
     """
 
     def __init__(self, seed: int, max_steps: int, checkpoint_every: int, checkpoint_dir: Path,
-                 last_saved: int | None = None):
+                 resumed_from: tuple[Path, int] | None = None):
         self.seed, self.max_steps, self.every, self.dir = seed, max_steps, checkpoint_every, checkpoint_dir
-        self.last_saved = last_saved
+        self.last_finite = resumed_from
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         torch.manual_seed(step_seed(self.seed, trainer.global_rank, pl_module.iteration))
@@ -112,7 +112,7 @@ class TrainingProgress(Callback):
             shutil.copyfile(path, tmp)
             _fsync(tmp)
             os.replace(tmp, self.dir / "last.ckpt")
-        self.last_saved = step
+        self.last_finite = (self.dir / "last.ckpt", step)
 
 
 def temp_name(name: str) -> str:
@@ -501,11 +501,13 @@ def remove_new_entries(folder: Path, before: set[str] | None) -> list[str]:
     return removed
 
 
-def diverged_message(error: TrainingDiverged, checkpoint_dir: Path, last_saved: int | None, removed: bool) -> str:
+def diverged_message(error: TrainingDiverged, progress: TrainingProgress, removed: bool) -> str:
     """The one line a diverged run ends with: what diverged, and what is left to resume from."""
-    if last_saved is not None:
-        kept = (f"{checkpoint_dir / 'last.ckpt'} (step {last_saved}) is the last finite checkpoint; `zoo fit --resume` "
-                "continues from it, e.g. with a lower model.lr")
+    if progress.last_finite is not None:
+        path, step = progress.last_finite
+        flag = "--resume" if path == progress.dir / "last.ckpt" else f"--resume {path}"
+        kept = f"{path} (step {step}) is the last finite checkpoint; `zoo fit {flag}` continues from it, e.g. with a " \
+               "lower model.lr"
     else:
         kept = "no checkpoint was written" + (" and the run left no files" if removed else "")
     return f"{error}; stopped without writing a checkpoint of this state: {kept}. Check the settings (learning rate, " \
@@ -548,7 +550,7 @@ def fit(config: ExperimentConfig, resume: str | bool | None = None, extra_callba
 
     before = entries_of(run_dir)
     progress = TrainingProgress(train.seed, train.max_steps, train.checkpoint_every, run_dir / "checkpoints",
-                                last_saved=resumed_step)
+                                resumed_from=(ckpt_path, resumed_step) if ckpt_path is not None else None)
     try:
         run_trainer(config, model, datamodule, run_dir, ckpt_path, resumed_step, progress, extra_callbacks)
     except BaseException as e:
@@ -557,8 +559,7 @@ def fit(config: ExperimentConfig, resume: str | bool | None = None, extra_callba
         first_step_failed = model.iteration == (resumed_step or 0) and not is_child_process()
         removed = remove_new_entries(run_dir, before) if first_step_failed else []
         if isinstance(e, TrainingDiverged):
-            raise TrainingDiverged(diverged_message(e, run_dir / "checkpoints", progress.last_saved,
-                                                    bool(removed))) from None
+            raise TrainingDiverged(diverged_message(e, progress, bool(removed))) from None
         raise
     return FitResult(run_dir, model)
 
