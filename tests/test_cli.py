@@ -54,6 +54,10 @@ def test_fit_console_counts_steps_without_alarms(run_dir):
     assert "will be deleted" not in console, "a fresh run deletes nothing and must not say so"
     python_warnings = [line for line in console.splitlines() if re.search(r"\.py:\d+: ", line)]
     assert not python_warnings, python_warnings  # "file.py:21: ... is deprecated" and kin: noise a user cannot act on
+    assert "Tip:" not in console, "Lightning's advertisement (litlogger) is noise"
+    assert "Flops" not in console and "FLOPs" not in console, "Lightning's FLOPs read 0 without an example input"
+    assert "Trainable params" in console, "the model summary itself informs"
+    assert "Skipping setting a default" not in console, "how the summary is configured is no news to a user"
 
 
 def test_sample_any_model_from_its_checkpoint(run_dir, tmp_path):

@@ -125,6 +125,18 @@ def _comment_of(cls: type, name: str) -> str:
     return m.group(1).strip() if m else ""
 
 
+FLOAT32_TINY = 2.0**-126  # smallest normal float32; smaller magnitudes are subnormal or flushed to 0
+FLOAT32_MAX = (2 - 2**-23) * 2.0**127  # largest float32; larger magnitudes overflow to inf
+
+
+def fits_float32(value: float) -> bool:
+    """Whether a float setting survives the models' float32 arithmetic: 0, or a normal float32 magnitude.
+
+    A declared interval such as `(0, 1)` admits 1e-50, which float32 rounds to 0 (an Adam eps of 0 divides 0 by 0 at
+    the first step); this check applies to every range-checked float, whatever its interval says."""
+    return not isinstance(value, float) or value == 0 or FLOAT32_TINY <= abs(value) <= FLOAT32_MAX
+
+
 def check_ranges(obj: Any, section: str, names: Any = None) -> None:
     """Raise a one-line `ZooError` naming field, value and valid range for the first out-of-range field.
 
@@ -145,6 +157,10 @@ def check_ranges(obj: Any, section: str, names: Any = None) -> None:
             if isinstance(check, Interval):
                 ok = isinstance(item, (int, float)) and not isinstance(item, bool) and item in check
                 valid = f"a number in {check}"
+                if ok and not fits_float32(item):
+                    raise ZooError(f"{section}.{name} = {value!r} is beyond what a float32 (the precision the models "
+                                   f"compute in) can hold: it would become 0 or inf; valid: 0 or a magnitude in "
+                                   f"[{FLOAT32_TINY:.4g}, {FLOAT32_MAX:.4g}] within {check}")
             else:
                 ok = item in check
                 valid = f"one of {', '.join(check)}"
@@ -476,7 +492,21 @@ def resolve_config(
     for section, cfg in (("model", model_cfg), ("data", data_cfg), ("train", train_cfg)):
         check_ranges(cfg, section)  # the defaults too: a class default out of range is caught here
     check_memory(data_cfg, train_cfg)
-    return ExperimentConfig(model_name, model_cfg, data_cfg, train_cfg, reference)
+    config = ExperimentConfig(model_name, model_cfg, data_cfg, train_cfg, reference)
+    check_experiment(config)
+    return config
+
+
+def check_experiment(config: ExperimentConfig) -> None:
+    """The constraints between sections that no field's range can state, checked on the resolved experiment (never
+    on a half-applied layer): the model config's own `check_experiment(data, train)`, where it has one, raising
+    `ValueError` with a message that names the fields (StyleGAN-V: its time-gap embedding covers the data's gaps)."""
+    check = getattr(config.model, "check_experiment", None)
+    if callable(check):
+        try:
+            check(config.data, config.train)
+        except ValueError as e:
+            raise ZooError(str(e)) from None
 
 
 def config_from_dict(d: dict, model_config_cls: type) -> ExperimentConfig:

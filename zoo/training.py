@@ -8,7 +8,9 @@ A run directory holds `config.yaml` (the resolved experiment), `checkpoints/` (`
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import re
 import shutil
 import sys
 import warnings
@@ -21,10 +23,12 @@ import pytorch_lightning as pl
 import torch
 import yaml
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
-from pytorch_lightning.callbacks import Callback, TQDMProgressBar
+from lightning_fabric.utilities.exceptions import MisconfigurationException
+from pytorch_lightning.callbacks import Callback, ModelSummary, TQDMProgressBar
 from pytorch_lightning.loggers import Logger
+from pytorch_lightning.utilities.model_summary.model_summary import _format_summary_table
 
-from zoo.config import ExperimentConfig
+from zoo.config import ExperimentConfig, check_experiment
 from zoo.csv_log import ContinuingCSVLogger
 from zoo.datasets.datamodule import VideoDataModule
 from zoo.errors import ZooError
@@ -46,37 +50,103 @@ def step_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
+class TrainingDiverged(ZooError):
+    """A logged loss or a weight became NaN or infinite; training stopped before any checkpoint held that state."""
+
+
+def first_nonfinite_loss(metrics: dict[str, Any]) -> tuple[str, float] | None:
+    """The first `train/...` scalar of this step (Lightning's callback metrics, synced over DDP ranks, so every rank
+    sees the same) that is NaN or infinite, with its value."""
+    for name, value in metrics.items():
+        if name.startswith("train/") and isinstance(value, torch.Tensor) and not torch.isfinite(value).all():
+            return name, float(value.detach().float().reshape(-1)[0])
+    return None
+
+
+def first_nonfinite_tensor(module: torch.nn.Module) -> str | None:
+    """The name of the first floating-point weight or buffer holding a NaN or an infinity (EMA copies included)."""
+    for name, tensor in module.state_dict().items():
+        if torch.is_tensor(tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            return name
+    return None
+
+
 class TrainingProgress(Callback):
-    """Counts steps, seeds each step, checkpoints every N steps and stops at `max_steps`.
+    """Counts steps, seeds each step, checkpoints every N steps and stops at `max_steps`; stops a diverged run.
 
     Seeding each step from (seed, rank, step) makes every random draw of a step (noise, dropout, frame choices)
     independent of what ran before, so N straight steps and N/2 + resume + N/2 give the same weights, and DDP ranks
-    draw different noise.
+    draw different noise. Every step's logged losses, and the weights before each checkpoint, must be finite: the
+    first NaN or infinity raises `TrainingDiverged` before anything of that state is written, so `last.ckpt` stays the
+    last finite checkpoint (`last_finite`: its path and step; the resumed checkpoint until this run saves one).
     """
 
-    def __init__(self, seed: int, max_steps: int, checkpoint_every: int, checkpoint_dir: Path):
+    def __init__(self, seed: int, max_steps: int, checkpoint_every: int, checkpoint_dir: Path,
+                 resumed_from: tuple[Path, int] | None = None):
         self.seed, self.max_steps, self.every, self.dir = seed, max_steps, checkpoint_every, checkpoint_dir
+        self.last_finite = resumed_from
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         torch.manual_seed(step_seed(self.seed, trainer.global_rank, pl_module.iteration))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        bad = first_nonfinite_loss(trainer.callback_metrics)
+        if bad is not None:
+            raise TrainingDiverged(f"training diverged at step {pl_module.iteration + 1}: {bad[0]} = {bad[1]}")
         average_buffers_across_ranks(pl_module)
         pl_module.iteration += 1
         step = pl_module.iteration
         if step % self.every == 0 or step >= self.max_steps:
-            self.save(trainer, step)
+            self.save(trainer, pl_module, step)
         if step >= self.max_steps:
             trainer.should_stop = True
 
-    def save(self, trainer: pl.Trainer, step: int) -> None:
+    def save(self, trainer: pl.Trainer, model: torch.nn.Module, step: int) -> None:
+        bad = first_nonfinite_tensor(model)  # finite losses can still leave NaN weights (a NaN gradient)
+        if bad is not None:
+            raise TrainingDiverged(f"training diverged at step {step}: the weights {bad} are not finite")
         path = self.dir / f"step={step:07d}.ckpt"
         trainer.save_checkpoint(path, weights_only=False)  # all state; SameFolderCheckpointIO writes beside, renames
         if trainer.is_global_zero:  # last.ckpt is replaced atomically: an interruption never leaves half a file
-            tmp = self.dir / f".last.ckpt.{os.getpid()}.tmp"
+            tmp = self.dir / temp_name("last.ckpt")
             shutil.copyfile(path, tmp)
             _fsync(tmp)
             os.replace(tmp, self.dir / "last.ckpt")
+        self.last_finite = (self.dir / "last.ckpt", step)
+
+
+def temp_name(name: str) -> str:
+    """The name a file is written under before it is renamed to `name`: hidden, and marked with the writer's pid."""
+    return f".{name}.{os.getpid()}.tmp"
+
+
+_CHECKPOINT_TEMP = re.compile(r"^\.(?P<name>.+\.ckpt)\.(?P<pid>\d+)\.tmp$")  # temp_name of a checkpoint
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_checkpoint_temps(checkpoint_dir: Path) -> None:
+    """Delete the checkpoint temp files (`temp_name`) that a killed save left in `checkpoint_dir`: those of processes
+    that are gone (a live writer's file is its save in progress). Nothing else is touched."""
+    if not checkpoint_dir.is_dir():
+        return
+    stale = [p for p in checkpoint_dir.iterdir() if p.is_file() and (m := _CHECKPOINT_TEMP.match(p.name))
+             and int(m["pid"]) != os.getpid() and not _process_alive(int(m["pid"]))]
+    if not stale:
+        return
+    size = sum(p.stat().st_size for p in stale)
+    for p in stale:
+        p.unlink(missing_ok=True)
+    print(f"zoo fit: removed {len(stale)} temporary file(s) ({size / 1e6:.1f} MB) that an interrupted checkpoint "
+          f"save left in {checkpoint_dir}", file=sys.stderr)
 
 
 def _fsync(path: Path) -> None:
@@ -97,7 +167,7 @@ class SameFolderCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+        tmp = path.parent / temp_name(path.name)
         try:
             with open(tmp, "wb") as f:
                 torch.save(checkpoint, f)
@@ -112,14 +182,19 @@ class SameFolderCheckpointIO(TorchCheckpointIO):
 
 
 class RunConfigWriter(Callback):
-    """Writes `<run_dir>/config.yaml` (atomically, rank 0) once training starts, i.e. after Lightning restored a
-    resumed checkpoint: a run that fails before that (a bad checkpoint, a refused resume) leaves the file as it was.
+    """Writes `<run_dir>/config.yaml` (atomically, rank 0) once the first step has trained, i.e. after Lightning
+    restored a resumed checkpoint and the settings proved they run: a run that fails before that (a bad checkpoint, a
+    refused resume, a first step that crashes or diverges) leaves the file as it was.
     """
 
     def __init__(self, run_dir: Path, config: ExperimentConfig):
         self.run_dir, self.config = run_dir, config
+        self.written = False
 
-    def on_train_start(self, trainer, pl_module) -> None:
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.written:
+            return
+        self.written = True
         if trainer.is_global_zero:  # the settings, then facts of the run (the video reader) that are not settings
             recorded = yaml.safe_dump({"recorded": pl_module.experiment.get("recorded", {})})
             write_atomic(self.run_dir / "config.yaml", self.config.to_yaml() + recorded)
@@ -128,7 +203,7 @@ class RunConfigWriter(Callback):
 def write_atomic(path: Path, text: str) -> None:
     """Replace `path` by `text` through a temporary file in the same folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    tmp = path.parent / temp_name(path.name)
     tmp.write_text(text)
     os.replace(tmp, path)
 
@@ -298,6 +373,23 @@ def build_strategy(config: ExperimentConfig, model: VideoGenerativeModel):
     return strategy
 
 
+def is_child_process() -> bool:
+    """Whether this process is a DDP worker that Lightning started (rank 0 is the one `zoo fit` runs in)."""
+    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """Refuse a run directory that is a file, lies under a file, or cannot be written, before anything starts."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ZooError(f"--run-dir {run_dir} is a file, not a folder; pass a folder (it is created if missing)")
+    ancestor = next((p for p in run_dir.absolute().parents if p.exists()), None)
+    if not run_dir.exists() and ancestor is not None and not ancestor.is_dir():
+        raise ZooError(f"--run-dir {run_dir}: {ancestor} is a file, so no folder can be made under it")
+    writable = run_dir if run_dir.exists() else ancestor
+    if writable is not None and not os.access(writable, os.W_OK | os.X_OK):
+        raise ZooError(f"--run-dir {run_dir}: {writable} is not writable by this user")
+
+
 RUN_FILES = ("config.yaml", "metrics.csv")  # what a run leaves before (or without) its first checkpoint
 
 
@@ -306,8 +398,7 @@ def resolve_resume(resume: str | bool | None, run_dir: Path, model_name: str) ->
     overwrites nothing."""
     checkpoints = run_dir / "checkpoints"
     if not resume:
-        is_child = os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
-        if is_child:
+        if is_child_process():
             return None, None
         if checkpoints.is_dir() and any(checkpoints.glob("*.ckpt")):
             raise ZooError(
@@ -360,6 +451,69 @@ def check_resume_architecture(model: VideoGenerativeModel, checkpoint: dict, pat
                    "own settings or start a new run with --run-dir")
 
 
+class CompactModelSummary(ModelSummary):
+    """Lightning's model summary without its FLOPs column and "Total Flops" line: Lightning counts FLOPs only for a
+    model with an `example_input_array`, which no zoo model has, so they always read 0."""
+
+    @staticmethod
+    def summarize(summary_data, total_parameters, trainable_parameters, model_size, total_training_modes,
+                  total_flops, **summarize_kwargs) -> None:
+        columns = [column for column in summary_data if column[0] != "FLOPs"]
+        table = _format_summary_table(total_parameters, trainable_parameters, model_size, total_training_modes,
+                                      total_flops, *columns)
+        lines = [line for line in table.splitlines() if not line.endswith("Total Flops")]
+        logging.getLogger("pytorch_lightning.callbacks.model_summary").info("\n" + "\n".join(lines))
+
+
+class _DropLightningTips(logging.Filter):
+    """Drops Lightning's advertisements ("💡 Tip: ... try installing litlogger"): nothing a user of the zoo acts on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡 Tip")
+
+
+def quiet_lightning_tips() -> None:
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropLightningTips) for f in logger.filters):
+            logger.addFilter(_DropLightningTips())
+
+
+def entries_of(folder: Path) -> set[str] | None:
+    """The names in `folder`, or None when it does not exist (what a failed fresh start may remove is the rest)."""
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else None
+
+
+def remove_new_entries(folder: Path, before: set[str] | None) -> list[str]:
+    """Delete what appeared in `folder` since `before = entries_of(folder)` (and `folder` itself if it was made and is
+    left empty); return the removed names. Used only for what this run wrote within its own failed first step."""
+    if not folder.is_dir():
+        return []
+    removed = sorted({p.name for p in folder.iterdir()} - (before or set()))
+    for name in removed:
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    if before is None and not any(folder.iterdir()):
+        folder.rmdir()
+    return removed
+
+
+def diverged_message(error: TrainingDiverged, progress: TrainingProgress, removed: bool) -> str:
+    """The one line a diverged run ends with: what diverged, and what is left to resume from."""
+    if progress.last_finite is not None:
+        path, step = progress.last_finite
+        flag = "--resume" if path == progress.dir / "last.ckpt" else f"--resume {path}"
+        kept = f"{path} (step {step}) is the last finite checkpoint; `zoo fit {flag}` continues from it, e.g. with a " \
+               "lower model.lr"
+    else:
+        kept = "no checkpoint was written" + (" and the run left no files" if removed else "")
+    return f"{error}; stopped without writing a checkpoint of this state: {kept}. Check the settings (learning rate, " \
+           "eps and other small constants) or the data"
+
+
 @dataclass
 class FitResult:
     run_dir: Path
@@ -371,8 +525,12 @@ def fit(config: ExperimentConfig, resume: str | bool | None = None, extra_callba
 
     `extra_callbacks` run after the zoo's own (e.g. timers in benchmarks)."""
     train = config.train
+    check_experiment(config)  # resolve_config checked it too; a config edited since (dataclasses.replace) is not
     run_dir = default_run_dir(config)
+    check_run_dir(run_dir)
     ckpt_path, checkpoint = resolve_resume(resume, run_dir, config.model_name)
+    if not is_child_process():
+        remove_stale_checkpoint_temps(run_dir / "checkpoints")
     if checkpoint is not None and checkpoint["zoo"]["iteration"] >= train.max_steps:
         step = checkpoint["zoo"]["iteration"]
         print(f"zoo fit: {ckpt_path} is at step {step} and --max-steps is {train.max_steps}: nothing to train "
@@ -390,14 +548,55 @@ def fit(config: ExperimentConfig, resume: str | bool | None = None, extra_callba
     resumed_step = checkpoint["zoo"]["iteration"] if checkpoint is not None else None
     del checkpoint  # Lightning reads the file again (through SameFolderCheckpointIO) to restore everything
 
+    before = entries_of(run_dir)
+    progress = TrainingProgress(train.seed, train.max_steps, train.checkpoint_every, run_dir / "checkpoints",
+                                resumed_from=(ckpt_path, resumed_step) if ckpt_path is not None else None)
+    try:
+        run_trainer(config, model, datamodule, run_dir, ckpt_path, resumed_step, progress, extra_callbacks)
+    except BaseException as e:
+        # a run that fails before its first step completes (a crash, a divergence, Ctrl-C) leaves the folder as it
+        # found it, so that the same command can be retried; later failures keep the run's files
+        first_step_failed = model.iteration == (resumed_step or 0) and not is_child_process()
+        removed = remove_new_entries(run_dir, before) if first_step_failed else []
+        if isinstance(e, TrainingDiverged):
+            raise TrainingDiverged(diverged_message(e, progress, bool(removed))) from None
+        raise
+    return FitResult(run_dir, model)
+
+
+def run_trainer(config: ExperimentConfig, model: VideoGenerativeModel, datamodule: VideoDataModule, run_dir: Path,
+                ckpt_path: Path | None, resumed_step: int | None, progress: TrainingProgress,
+                extra_callbacks: list[Callback]) -> None:
+    """Build the Lightning Trainer around the run's `progress` and train."""
+    train = config.train
     callbacks = [
-        TrainingProgress(train.seed, train.max_steps, train.checkpoint_every, run_dir / "checkpoints"),
+        progress,
         StepProgressBar(train.max_steps),
         SampleGrid(train.sample_every, train.sample_count, run_dir / "samples", train.seed),
         RunConfigWriter(run_dir, config),
+        CompactModelSummary(),
         *extra_callbacks,
     ]
-    trainer = pl.Trainer(
+    quiet_lightning_tips()
+    try:
+        trainer = build_trainer(config, model, run_dir, resumed_step, callbacks)
+    except MisconfigurationException as e:  # e.g. --strategy deepspeed without the deepspeed package
+        raise ZooError(f"Lightning cannot run --strategy {train.strategy} --accelerator {train.accelerator} "
+                       f"--precision {train.precision} here: {str(e).splitlines()[0]}") from None
+    with warnings.catch_warnings():
+        # torch 2.13 deprecates LeafSpec, which Lightning 2.6 still builds for every batch: nothing a user can act on
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+        # ResumableSampler restarts mid-epoch exactly (tests/test_resume.py); Lightning cannot know and warns otherwise
+        warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch")
+        if eval_modules_are_frozen(model):
+            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+
+
+def build_trainer(config: ExperimentConfig, model: VideoGenerativeModel, run_dir: Path, resumed_step: int | None,
+                  callbacks: list[Callback]) -> pl.Trainer:
+    train = config.train
+    return pl.Trainer(
         accelerator=train.accelerator,
         devices=train.devices,
         num_nodes=train.num_nodes,
@@ -410,15 +609,9 @@ def fit(config: ExperimentConfig, resume: str | bool | None = None, extra_callba
         plugins=[SameFolderCheckpointIO()],
         log_every_n_steps=train.log_every,
         enable_checkpointing=False,  # TrainingProgress writes step and last checkpoints itself
+        enable_model_summary=False,  # CompactModelSummary prints it (else Lightning says it skips its own)
         default_root_dir=run_dir,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # ResumableSampler shards across ranks itself
         sync_batchnorm=multi_gpu(train),  # BatchNorm statistics over the global batch (GPU only in PyTorch)
     )
-    with warnings.catch_warnings():
-        # torch 2.13 deprecates LeafSpec, which Lightning 2.6 still builds for every batch: nothing a user can act on
-        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-        if eval_modules_are_frozen(model):
-            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    return FitResult(run_dir, model)

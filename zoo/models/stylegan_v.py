@@ -114,6 +114,35 @@ class StyleGANVConfig:
     ada_interval: int = 4  # steps between adjustments of p
     ada_kimg: float = 500.0  # thousands of images for p to move by 1
 
+    def check_experiment(self, data, train) -> None:
+        """What the networks need of the data and batch (each of these settings crashed the first step)."""
+        frames = data.frames
+        if self.max_distance < frames - 1:
+            raise ValueError(f"model.max_distance = {self.max_distance} cannot span {frames} distinct frames "
+                             f"(data.frames): it must be at least {frames - 1}")
+        # D embeds each gap between consecutive frames (nn.Embedding(max_num_frames)); a clip spanning d frames has
+        # consecutive gaps up to d - (frames - 2), generated (model.max_distance) and real (data.sparse_max_distance)
+        widest = max(self.max_distance, data.sparse_max_distance)
+        needed = max(frames, widest - frames + 3)
+        if self.max_num_frames < needed:
+            raise ValueError(f"model.max_num_frames = {self.max_num_frames} is too small: the discriminator embeds "
+                             f"time gaps up to {widest - frames + 2} frames (model.max_distance={self.max_distance}, "
+                             f"data.sparse_max_distance={data.sparse_max_distance}, data.frames={frames}); "
+                             f"set it to at least {needed}")
+        if data.resolution & (data.resolution - 1) == 0 and self.channel_base < data.resolution:
+            raise ValueError(f"model.channel_base = {self.channel_base} leaves no channels at {data.resolution} px "
+                             f"(width = channel_base / resolution): it must be at least {data.resolution}")
+        concat_width = min(self.channel_base // self.concat_res, self.channel_max)
+        if concat_width < self.frames_div_factor:
+            raise ValueError(f"the discriminator's width at model.concat_res = {self.concat_res} is {concat_width} "
+                             f"(min(model.channel_base / {self.concat_res}, model.channel_max = {self.channel_max})), "
+                             f"below model.frames_div_factor = {self.frames_div_factor}, which divides it: raise "
+                             "channel_max / channel_base or lower frames_div_factor")
+        group = min(self.mbstd_group_size, train.batch_size)
+        if train.batch_size % group:
+            raise ValueError(f"model.mbstd_group_size = {self.mbstd_group_size} must divide train.batch_size = "
+                             f"{train.batch_size} (the minibatch-std layer splits the batch into groups of that size)")
+
 
 # -- generator -------------------------------------------------------------------------------------------------------
 

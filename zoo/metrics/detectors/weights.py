@@ -298,14 +298,40 @@ def add_weights_parser(sub) -> None:
     train.add_argument("name", choices=["shapes_net"])
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--steps", type=int, default=3000)
-    train.add_argument("--out", help="weights file (default: the packaged one)")
+    train.add_argument("--heldout", type=int, default=500, metavar="N",
+                       help="held-out clips scored after training (a multiple of 50)")
+    where = train.add_mutually_exclusive_group()
+    where.add_argument("--out", help="weights file (default: $ZOO_CACHE/weights/shapes_net.pt)")
+    where.add_argument("--install", action="store_true",
+                       help="replace the packaged file inside the installation (every shapes metric checks it against "
+                            "the pinned SHA-256: a retrain that differs makes them refuse it)")
     train.set_defaults(run=_run_train)
 
 
 def _run_train(args) -> None:
-    from zoo.metrics.detectors.shapes_net import WEIGHTS_FILE, train_shapes_net
+    """Retrain into the cache by default: overwriting the packaged file would make every shapes metric fail its
+    checksum unless the retrain reproduces it byte for byte."""
+    from zoo.metrics.detectors import shapes_net
 
-    train_shapes_net(seed=args.seed, steps=args.steps, out=args.out or WEIGHTS_FILE)
+    if args.steps < 1:
+        raise ZooError(f"--steps must be at least 1, got {args.steps}")
+    if args.heldout < 50 or args.heldout % 50:
+        raise ZooError(f"--heldout must be a multiple of 50 (clips are scored in batches of 50), got {args.heldout}")
+    entry = WEIGHTS["shapes_net"]
+    out = Path(shapes_net.WEIGHTS_FILE if args.install else args.out or weights_dir() / entry.filename)
+    if out.is_dir():
+        raise ZooError(f"--out {out} is a folder; name the weights file to write")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shapes_net.train_shapes_net(seed=args.seed, steps=args.steps, out=out, heldout=args.heldout)
+    sha = sha256_of(out)
+    if args.install:
+        state = ("it equals the pinned checksum" if sha == entry.sha256 else
+                 f"it differs from the pinned {entry.sha256}, so shapes metrics now refuse it until weights.py pins it "
+                 "(or the installation is restored)")
+        print(f"installed {out} over the packaged shapes_net weights: SHA-256 {sha}; {state}")
+    else:
+        print(f"wrote {out} (SHA-256 {sha}); the packaged weights are unchanged. Score with it: zoo eval ... "
+              f"--detector-weights {out}; replace the packaged file: zoo weights train shapes_net --install")
 
 
 def _run_fetch(args) -> None:

@@ -78,6 +78,12 @@ class PixelCNNConfig(PixelConfig):
 class GatedPixelCNNConfig(PixelConfig):
     layers: int = 15  # gated layers after the first
 
+    def validate(self) -> None:
+        for name in ("first_kernel", "kernel"):  # the stacks reach kernel // 2 pixels each side of the centre
+            if getattr(self, name) % 2 == 0:
+                raise ValueError(f"model.{name} = {getattr(self, name)} must be odd for gated_pixelcnn: its vertical "
+                                 "and horizontal stacks are centred on the current pixel")
+
 
 @dataclass
 class RowLSTMConfig(PixelConfig):
