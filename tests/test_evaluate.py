@@ -196,19 +196,19 @@ def test_is_takes_the_c3d_mean_by_flag(tmp_path, capsys):
     from zoo.metrics.detectors.seeded import seeded_c3d_npz
     from zoo.metrics.detectors.weights import sha256_of
 
-    fake = _synth(tmp_path / "fake")
+    fake = _synth(tmp_path / "fake", num=10)  # is2048_ucf's 10 loops need at least 10 videos
     (tmp_path / "w").mkdir()
     (tmp_path / "m").mkdir()
     weights, mean = tmp_path / "w" / "c3d.npz", tmp_path / "m" / "my_mean.npz"
     seeded_c3d_npz(weights, mean)
-    base = ["eval", "--metric", "is", "--fake-dir", str(fake), "--num-samples", "2", "--detector-weights",
+    base = ["eval", "--metric", "is", "--fake-dir", str(fake), "--num-samples", "10", "--detector-weights",
             str(weights)]
     err = error_of(capsys, base)  # no mean2.npz beside the weights, none cached, offline
     assert "mean2.npz" in err and "--detector-mean PATH" in err and "--detector-weights PATH" not in err
     assert "does not exist" in error_of(capsys, base + ["--detector-mean", str(tmp_path / "nope.npz")])
     err = error_of(capsys, base + ["--detector-mean", str(weights)])
     assert "cannot be used as c3d_mean" in err
-    request = EvalRequest(metrics=["is"], fake_dir=str(fake), num_samples=2, detector_weights=str(weights),
+    request = EvalRequest(metrics=["is"], fake_dir=str(fake), num_samples=10, detector_weights=str(weights),
                           detector_mean=str(mean), leaderboard=None)
     validate(request)  # every input accepted
     extractor = build_extractor("c3d_ucf101_npz", weights, mean_path=mean, fetch=False)

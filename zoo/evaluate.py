@@ -669,11 +669,15 @@ REAL_FEATURES = {"hit": "cached", "miss": "computed", "none": "-"}
 
 
 def shown_values(result: EvalResult) -> dict:
-    """The secondary values worth printing: the row keeps them all, but one equal to the headline (KVD's TF-GAN
-    estimate over a single block, PRDC's coverage) or undefined (null, with its reason) adds nothing here."""
-    main = result.values.get(result.metric)
-    return {k: v for k, v in result.values.items() if k not in (result.metric, "_samples")
-            and not k.endswith("_undefined") and v is not None and v != main}
+    """The secondary values worth printing (the row keeps them all): not the headline again under another name (PRDC's
+    coverage; KVD's TF-GAN estimate when the sets fit one block, where it is the full-set value), not an undefined
+    one (null, with its reason)."""
+    values = result.values
+    repeats = {"coverage"} if result.metric == "prdc" else set()
+    if result.metric == "kvd" and "kvd_tfgan_block_stderr" in values and values["kvd_tfgan_block_stderr"] is None:
+        repeats.add("kvd_tfgan_block")  # one block (no standard error): the block estimate is the full-set value
+    return {k: v for k, v in values.items() if k not in {result.metric, "_samples", *repeats}
+            and not k.endswith("_undefined") and v is not None}
 
 
 def report(results: list[EvalResult], request: EvalRequest, run: dict) -> None:
