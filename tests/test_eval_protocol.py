@@ -206,10 +206,10 @@ def _folder(root, bad: bool):
 
     for i in range(3):
         write(root / f"g{i}.avi", n=20, height=32, width=32, seed=i)
-    if bad:
-        whole = write(root / "h.mp4", n=20, height=32, width=32, codec="libx264", seed=9).read_bytes()
-        (root / "h.mp4").write_bytes(whole[:3000])  # truncated: its container cannot be read
-        (root / "z.avi").write_bytes(b"")  # zero bytes
+    if bad:  # named to sort first: among the files a folder's first videos are taken from
+        whole = write(root / "a.mp4", n=20, height=32, width=32, codec="libx264", seed=9).read_bytes()
+        (root / "a.mp4").write_bytes(whole[:3000])  # truncated: its container cannot be read
+        (root / "b.avi").write_bytes(b"")  # zero bytes
     return root
 
 
@@ -224,7 +224,7 @@ def test_a_fake_dir_with_bad_files_is_scored_on_its_good_ones(tmp_path, capsys):
     assert err.endswith("go on without them: --set data.max_bad_fraction=0.4")
     assert main(argv + ["--fake-dir", str(bad), "--set", "data.max_bad_fraction=0.5"]) == 0
     out = capsys.readouterr().out
-    assert f"--fake-dir {bad}: 2 of 5 files could not be read, scored on the good ones (first: h.mp4)" in out
+    assert f"--fake-dir {bad}: 2 of 5 files could not be read, scored on the good ones (first: a.mp4)" in out
     assert main(argv + ["--fake-dir", str(good)]) == 0
     with_bad, only_good = read_rows(board)
     assert with_bad["num_fake"] == only_good["num_fake"] == "3"
