@@ -226,6 +226,7 @@ def test_a_fake_dir_with_bad_files_is_scored_on_its_good_ones(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"--fake-dir {bad}: 2 of 5 files could not be read, scored on the good ones (first: a.mp4)" in out
     assert main(argv + ["--fake-dir", str(good)]) == 0
+    assert "could not be read" not in (out := capsys.readouterr().out) and "fake_bad_files" not in out
     with_bad, only_good = read_rows(board)
     assert with_bad["num_fake"] == only_good["num_fake"] == "3"
     assert with_bad["value"] == only_good["value"]

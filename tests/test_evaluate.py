@@ -82,23 +82,27 @@ def test_eval_without_weights_fails_with_instructions(tmp_path, capsys):
 def _request(tmp_path, devices):
     info = DetectorInfo("i3d", "seeded", "seeded", False, "logits400", "torch_bilinear", "stretch", "unverified")
     extractor = I3DExtractor(load_i3d(seeded_i3d_state_dict()), info)
-    preset = Preset("fvd_test_10f", "fvd", 3, 3, 10, 1, "i3d_torchscript")
+    presets = [Preset(f"{m}_test_10f", m, 3, 3, 10, 1, "i3d_torchscript") for m in ("fvd", "kvd")]
     fake = tmp_path / "fake"
     if not fake.exists():
         main(["data", "synth", "--out", str(fake), "--num", "3", "--frames", "10", "--resolution", "32", "--seed", "5"])
-    return EvalRequest(metrics=[preset], fake_dir=str(fake), data="shapes", resolution=32, batch_size=1,
+    return EvalRequest(metrics=presets, fake_dir=str(fake), data="shapes", resolution=32, batch_size=1,
                        devices=devices, leaderboard=None, extractors={"i3d_torchscript": extractor})
 
 
 @pytest.mark.slow  # ~40 s alone, 2+ min on a shared 2-core machine
 def test_ddp_two_processes_equal_one(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache2"))
-    two = evaluate(_request(tmp_path, 2))[0]
+    two, two_kvd = evaluate(_request(tmp_path, 2))
     assert two.stats_cache == "miss"
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache1"))
-    one = evaluate(_request(tmp_path, 1))[0]
+    one, one_kvd = evaluate(_request(tmp_path, 1))
     assert one.num_fake == two.num_fake == 3 and one.fingerprint == two.fingerprint
     assert one.values["fvd"] == pytest.approx(two.values["fvd"], rel=1e-9)
+    assert one_kvd.values["kvd"] == pytest.approx(two_kvd.values["kvd"], rel=1e-9)
+    # an undefined secondary value (one TF-GAN block) comes back from the worker processes as null with its reason
+    assert two_kvd.values["kvd_tfgan_block_stderr"] is None and "2 blocks" in two_kvd.values[
+        "kvd_tfgan_block_stderr_undefined"]
 
 
 def test_eval_checkpoint_of_a_real_run(tmp_path, capsys):

@@ -118,19 +118,22 @@ def _group_key(p: Preset) -> tuple:
 
 
 def build_metric(preset: Preset, extractor: nn.Module) -> VideoFeatureMetric:
+    """The metric of `preset`. It does not sync on `compute()`: under DDP the caller syncs it once around all its
+    values (`results()` reads secondary values from the feature rows directly, which a compute-time sync misses)."""
     from zoo.metrics.fvd import FrechetVideoDistance, KernelVideoDistance
     from zoo.metrics.inception_score import VideoInceptionScore
 
+    common = {"sync_on_compute": False}
     if preset.metric == "fvd":
-        return FrechetVideoDistance(extractor, covariance=preset.covariance)
+        return FrechetVideoDistance(extractor, covariance=preset.covariance, **common)
     if preset.metric == "kvd":
-        return KernelVideoDistance(extractor)
+        return KernelVideoDistance(extractor, **common)
     if preset.metric in ("prdc", "acd"):
         from zoo.metrics.prdc import PRDC, AverageContentDistance
 
-        return PRDC(extractor) if preset.metric == "prdc" else AverageContentDistance(extractor)
+        return (PRDC if preset.metric == "prdc" else AverageContentDistance)(extractor, **common)
     return VideoInceptionScore(extractor, splits=preset.splits, repeats=preset.repeats,
-                               convention=preset.is_convention)
+                               convention=preset.is_convention, **common)
 
 
 # -- sources of videos --------------------------------------------------------------------------------------------
@@ -532,13 +535,11 @@ def _run_group(request: EvalRequest, presets: list[Preset], model, run: dict, ra
               f"on the good ones (first: {bad[0]})", flush=True)
     results = []
     for preset, metric in zip(presets, metrics):
-        values = explain_undefined(metric.results())
+        with metric.sync_context(should_sync=world > 1):  # every rank's feature rows, for every value
+            values = explain_undefined(metric.results())
+            interval = metric.bootstrap(request.bootstrap, seed=request.seed) if request.bootstrap else None
         if folder is not None:
             values["fake_bad_files"] = len(bad)  # recorded in the row: the generated set was not scored in full
-        interval = None
-        if request.bootstrap:
-            with metric.sync_context(should_sync=world > 1):
-                interval = metric.bootstrap(request.bootstrap, seed=request.seed)
         results.append(EvalResult(preset.metric, preset, values, interval, preset.num_real if preset.metric != "is"
                                   else 0, p0.num_fake, fingerprint, info, cache))
     if first is not None and model is not None:
@@ -671,12 +672,14 @@ REAL_FEATURES = {"hit": "cached", "miss": "computed", "none": "-"}
 def shown_values(result: EvalResult) -> dict:
     """The secondary values worth printing (the row keeps them all): not the headline again under another name (PRDC's
     coverage; KVD's TF-GAN estimate when the sets fit one block, where it is the full-set value), not an undefined
-    one (null, with its reason)."""
+    one (null, with its reason), not a count of zero bad generated files."""
     values = result.values
-    repeats = {"coverage"} if result.metric == "prdc" else set()
-    if result.metric == "kvd" and "kvd_tfgan_block_stderr" in values and values["kvd_tfgan_block_stderr"] is None:
-        repeats.add("kvd_tfgan_block")  # one block (no standard error): the block estimate is the full-set value
-    return {k: v for k, v in values.items() if k not in {result.metric, "_samples", *repeats}
+    hidden = {result.metric, "_samples", *({"coverage"} if result.metric == "prdc" else ())}
+    if result.metric == "kvd" and values.get("kvd_tfgan_block_stderr", 0.0) is None:
+        hidden.add("kvd_tfgan_block")  # one block (no standard error): the block estimate is the full-set value
+    if not values.get("fake_bad_files"):
+        hidden.add("fake_bad_files")  # a --fake-dir read in full; bad files get their own line above the table
+    return {k: v for k, v in values.items() if k not in hidden
             and not k.endswith("_undefined") and v is not None}
 
 

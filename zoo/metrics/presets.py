@@ -97,10 +97,11 @@ def eval_frames(sample_frames: int | None, trained_frames: int) -> int:
 def for_checkpoint(preset: Preset, run: dict) -> Preset:
     """`preset` as it scores the checkpoint whose record (`checkpoint["zoo"]`) is `run`: at the model's own clip
     length for `MODEL_LENGTH_PRESETS`, unchanged for published protocols."""
-    if preset.name not in MODEL_LENGTH_PRESETS or not run:
-        return preset
+    trained_frames = (run.get("spec") or {}).get("frames")
+    if preset.name not in MODEL_LENGTH_PRESETS or not isinstance(trained_frames, int):
+        return preset  # (a record without a spec is refused, with the reason, when the model is loaded)
     sample_frames = (run.get("model_config") or {}).get("sample_frames")
-    return replace(preset, frames=eval_frames(sample_frames, int(run["spec"]["frames"])))
+    return replace(preset, frames=eval_frames(sample_frames, trained_frames))
 
 
 def too_few_samples(preset: Preset) -> str | None:
@@ -131,6 +132,7 @@ def too_few_samples(preset: Preset) -> str | None:
         if have < need:
             return f"{flag} {have} is too few for {preset.name}: {why}; pass {flag} {need} or more"
     return None
+
 
 for _preset in PRESETS.values():
     register_metric(_preset.name, description=f"[{_preset.metric} preset] {_preset.description}")(_preset)
