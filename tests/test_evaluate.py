@@ -42,10 +42,10 @@ def test_eval_fake_dir_on_real_clips_and_stats_cache(shared_dir, tmp_path, capsy
             "--batch-size", "2", "--leaderboard", str(board)]
     assert main(argv) == 0
     first = capsys.readouterr().out
-    assert "miss" in first
+    assert first.count(" computed\n") == 2 and " cached\n" not in first
     assert main(argv) == 0  # same protocol fingerprint: real features come from the cache
     second = capsys.readouterr().out
-    assert "hit" in second
+    assert second.count(" cached\n") == 2 and " computed\n" not in second
     rows = read_rows(board)
     assert len(rows) == 4 and {r["metric"] for r in rows} == {"fvd", "kvd"}
     assert rows[0]["value"] == rows[2]["value"] and rows[0]["detector_verified"] == "False"
@@ -53,7 +53,7 @@ def test_eval_fake_dir_on_real_clips_and_stats_cache(shared_dir, tmp_path, capsy
     assert {r["detector_weights"] for r in rows} == {"file:seeded_i3d.pt"}, "rows name the file they used"
     assert all("NaN" not in r["extra"] and "NaN" not in r["protocol"] for r in rows)
     assert main(argv + ["--stats-only"]) == 0
-    assert "hit" in capsys.readouterr().out
+    assert " cached\n" in capsys.readouterr().out
 
 
 def _synth(folder, num=2, frames=16):
@@ -82,23 +82,27 @@ def test_eval_without_weights_fails_with_instructions(tmp_path, capsys):
 def _request(tmp_path, devices):
     info = DetectorInfo("i3d", "seeded", "seeded", False, "logits400", "torch_bilinear", "stretch", "unverified")
     extractor = I3DExtractor(load_i3d(seeded_i3d_state_dict()), info)
-    preset = Preset("fvd_test_10f", "fvd", 3, 3, 10, 1, "i3d_torchscript")
+    presets = [Preset(f"{m}_test_10f", m, 3, 3, 10, 1, "i3d_torchscript") for m in ("fvd", "kvd")]
     fake = tmp_path / "fake"
     if not fake.exists():
         main(["data", "synth", "--out", str(fake), "--num", "3", "--frames", "10", "--resolution", "32", "--seed", "5"])
-    return EvalRequest(metrics=[preset], fake_dir=str(fake), data="shapes", resolution=32, batch_size=1,
+    return EvalRequest(metrics=presets, fake_dir=str(fake), data="shapes", resolution=32, batch_size=1,
                        devices=devices, leaderboard=None, extractors={"i3d_torchscript": extractor})
 
 
 @pytest.mark.slow  # ~40 s alone, 2+ min on a shared 2-core machine
 def test_ddp_two_processes_equal_one(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache2"))
-    two = evaluate(_request(tmp_path, 2))[0]
+    two, two_kvd = evaluate(_request(tmp_path, 2))
     assert two.stats_cache == "miss"
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache1"))
-    one = evaluate(_request(tmp_path, 1))[0]
+    one, one_kvd = evaluate(_request(tmp_path, 1))
     assert one.num_fake == two.num_fake == 3 and one.fingerprint == two.fingerprint
     assert one.values["fvd"] == pytest.approx(two.values["fvd"], rel=1e-9)
+    assert one_kvd.values["kvd"] == pytest.approx(two_kvd.values["kvd"], rel=1e-9)
+    # an undefined secondary value (one TF-GAN block) comes back from the worker processes as null with its reason
+    assert two_kvd.values["kvd_tfgan_block_stderr"] is None and "2 blocks" in two_kvd.values[
+        "kvd_tfgan_block_stderr_undefined"]
 
 
 def test_eval_checkpoint_of_a_real_run(tmp_path, capsys):
@@ -196,19 +200,19 @@ def test_is_takes_the_c3d_mean_by_flag(tmp_path, capsys):
     from zoo.metrics.detectors.seeded import seeded_c3d_npz
     from zoo.metrics.detectors.weights import sha256_of
 
-    fake = _synth(tmp_path / "fake")
+    fake = _synth(tmp_path / "fake", num=10)  # is2048_ucf's 10 loops need at least 10 videos
     (tmp_path / "w").mkdir()
     (tmp_path / "m").mkdir()
     weights, mean = tmp_path / "w" / "c3d.npz", tmp_path / "m" / "my_mean.npz"
     seeded_c3d_npz(weights, mean)
-    base = ["eval", "--metric", "is", "--fake-dir", str(fake), "--num-samples", "2", "--detector-weights",
+    base = ["eval", "--metric", "is", "--fake-dir", str(fake), "--num-samples", "10", "--detector-weights",
             str(weights)]
     err = error_of(capsys, base)  # no mean2.npz beside the weights, none cached, offline
     assert "mean2.npz" in err and "--detector-mean PATH" in err and "--detector-weights PATH" not in err
     assert "does not exist" in error_of(capsys, base + ["--detector-mean", str(tmp_path / "nope.npz")])
     err = error_of(capsys, base + ["--detector-mean", str(weights)])
     assert "cannot be used as c3d_mean" in err
-    request = EvalRequest(metrics=["is"], fake_dir=str(fake), num_samples=2, detector_weights=str(weights),
+    request = EvalRequest(metrics=["is"], fake_dir=str(fake), num_samples=10, detector_weights=str(weights),
                           detector_mean=str(mean), leaderboard=None)
     validate(request)  # every input accepted
     extractor = build_extractor("c3d_ucf101_npz", weights, mean_path=mean, fetch=False)

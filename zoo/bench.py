@@ -147,13 +147,11 @@ def _config(request: BenchRequest, key: str, state: BenchState, out: Path):
 
 
 def eval_frames(config) -> int:
-    """Frames per scored clip: the model's own sample length (`model.sample_frames` for models trained on sparse
-    frames, else the data's clip length), raised to the detector's minimum for models that can generate longer clips
-    than they were trained on (autoregressive models, StyleGAN-V). A fixed-length model shorter than that is refused
-    by its `check_frames` at evaluation, with the reason."""
-    from zoo.metrics.detectors.shapes_net import MIN_FRAMES
+    """Frames per scored clip of a model trained with `config`: the rule `zoo eval` applies to every checkpoint
+    (`zoo.metrics.presets.eval_frames`)."""
+    from zoo.metrics.presets import eval_frames as model_eval_frames
 
-    return max(getattr(config.model, "sample_frames", None) or config.data.frames, MIN_FRAMES)
+    return model_eval_frames(getattr(config.model, "sample_frames", None), config.data.frames)
 
 
 def _presets(frames: int) -> list:

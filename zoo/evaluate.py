@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import socket
 import subprocess
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,10 +32,10 @@ from zoo.config import DataConfig, parse_set, stable_hash, update_dataclass
 from zoo.errors import ZooError
 from zoo.metrics.detectors.weights import sha256_of
 from zoo.metrics.feature_metric import VideoFeatureMetric, as_pixels
-from zoo.metrics.presets import DEFAULT_PRESET, PRESETS, Preset
+from zoo.metrics.presets import DEFAULT_PRESET, MODEL_LENGTH_PRESETS, PRESETS, Preset, for_checkpoint, too_few_samples
 from zoo.paths import default_leaderboard
 
-METRIC_KEYS = ("fvd", "kvd", "is", "bpd")
+METRIC_KEYS = tuple(DEFAULT_PRESET)  # plain metric keys, each scored with its default preset
 
 
 @dataclass
@@ -77,24 +79,26 @@ class EvalResult:
     num_fake: int
     fingerprint: str
     detector: dict
-    stats_cache: str  # hit | miss | none
+    stats_cache: str  # hit | miss | none (REAL_FEATURES says it in words)
 
 
 # -- resolution of what to compute ------------------------------------------------------------------------------
 
 
-def resolve_presets(request: EvalRequest) -> list[Preset]:
+def resolve_presets(request: EvalRequest, run: dict | None = None) -> list[Preset]:
+    """The protocols of `request.metrics`, with the request's counts; named presets scoring the checkpoint whose
+    record is `run` take its clip length where the preset follows the model's (`presets.for_checkpoint`)."""
     presets = []
     for name in request.metrics:
         if isinstance(name, Preset):  # Python API: a custom protocol (recorded in full in every row)
             preset = name
         elif name in PRESETS:
-            preset = PRESETS[name]
+            preset = for_checkpoint(PRESETS[name], run or {})
         elif name in METRIC_KEYS:
             preset = PRESETS[request.preset or DEFAULT_PRESET[name]]
             if preset.metric != name and {preset.metric, name} != {"fvd", "kvd"}:
                 raise ZooError(f"--preset {preset.name} is a {preset.metric} protocol and cannot score {name}")
-            preset = dataclasses.replace(preset, metric=name)
+            preset = dataclasses.replace(for_checkpoint(preset, run or {}), metric=name)
         else:
             valid = f"{', '.join(METRIC_KEYS)} or a preset: {', '.join(PRESETS)}"
             raise ZooError(f"unknown metric {name!r}; valid: {valid}")
@@ -114,19 +118,22 @@ def _group_key(p: Preset) -> tuple:
 
 
 def build_metric(preset: Preset, extractor: nn.Module) -> VideoFeatureMetric:
+    """The metric of `preset`. It does not sync on `compute()`: under DDP the caller syncs it once around all its
+    values (`results()` reads secondary values from the feature rows directly, which a compute-time sync misses)."""
     from zoo.metrics.fvd import FrechetVideoDistance, KernelVideoDistance
     from zoo.metrics.inception_score import VideoInceptionScore
 
+    common = {"sync_on_compute": False}
     if preset.metric == "fvd":
-        return FrechetVideoDistance(extractor, covariance=preset.covariance)
+        return FrechetVideoDistance(extractor, covariance=preset.covariance, **common)
     if preset.metric == "kvd":
-        return KernelVideoDistance(extractor)
+        return KernelVideoDistance(extractor, **common)
     if preset.metric in ("prdc", "acd"):
         from zoo.metrics.prdc import PRDC, AverageContentDistance
 
-        return PRDC(extractor) if preset.metric == "prdc" else AverageContentDistance(extractor)
+        return (PRDC if preset.metric == "prdc" else AverageContentDistance)(extractor, **common)
     return VideoInceptionScore(extractor, splits=preset.splits, repeats=preset.repeats,
-                               convention=preset.is_convention)
+                               convention=preset.is_convention, **common)
 
 
 # -- sources of videos --------------------------------------------------------------------------------------------
@@ -278,6 +285,9 @@ def validate(request: EvalRequest) -> dict:
     if request.device == "cuda" and request.devices > torch.cuda.device_count():
         raise ZooError(f"--devices {request.devices} but only {torch.cuda.device_count()} CUDA device(s) are visible")
     presets = resolve_presets(request)
+    for preset in presets:
+        if problem := too_few_samples(preset):
+            raise ZooError(problem)
     if request.ckpt and request.fake_dir:
         raise ZooError("give either --ckpt or --fake-dir, not both")
     if not request.stats_only and request.ckpt is None and request.fake_dir is None:
@@ -285,6 +295,7 @@ def validate(request: EvalRequest) -> dict:
     run: dict = {}
     if request.ckpt:
         run = checkpoint_meta(read_checkpoint(request.ckpt), source=request.ckpt)
+        presets = resolve_presets(request, run)
     if request.fake_dir and not Path(request.fake_dir).is_dir():
         raise ZooError(f"--fake-dir {request.fake_dir} is not a directory")
     if request.clip_list and not Path(request.clip_list).is_file():
@@ -295,14 +306,7 @@ def validate(request: EvalRequest) -> dict:
     for p0 in groups.values():
         config = group_data_config(request, run, p0)
         if request.fake_dir and not request.stats_only:
-            from zoo.datasets import build_dataset
-
-            folder = update_dataclass(config, {"name": "folder", "root": request.fake_dir, "folder_labels": False},
-                                      "data")
-            count = len(build_dataset("folder", folder))
-            if count < p0.num_fake:
-                raise ZooError(f"--fake-dir {request.fake_dir} holds {count} usable videos but {p0.name} needs "
-                               f"{p0.num_fake}; generate more or pass --num-samples {count}")
+            GeneratedFolder(request.fake_dir, config).check_count(p0)
         if p0.num_real:
             real_clips(config, request, p0.num_real)
         elif request.stats_only:
@@ -346,20 +350,61 @@ def real_loader(dataset, clip_list, num: int, rank: int, world: int, batch_size:
 
 
 class _FirstClips(Dataset):
-    """Clip 0 (starting at frame 0) of each video of a dataset: generated videos are scored from their first frame
-    (StyleGAN-V). Items: uint8 `[T, H, W, C]`."""
+    """Clip 0 (starting at frame 0) of the videos `indices` of a dataset: generated videos are scored from their
+    first frame (StyleGAN-V). Items: uint8 `[T, H, W, C]`."""
 
-    def __init__(self, dataset):
-        self.dataset = dataset
+    def __init__(self, dataset, indices: list[int]):
+        self.dataset, self.indices = dataset, indices
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.indices)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.dataset.pixels_at(index, 0)
+    def __getitem__(self, position: int) -> torch.Tensor:
+        return self.dataset.pixels_at(self.indices[position], 0)
 
 
-def fake_videos(request: EvalRequest, model, preset: Preset, config: DataConfig, rank: int,
+class GeneratedFolder:
+    """`--fake-dir`: a folder of generated videos, read with the data layer's bad-file policy (`zoo.datasets.clips`).
+    Files unreadable when indexed are left out (within `data.max_bad_fraction`, else the data layer's one-line
+    error); a file that fails when decoded is replaced by another video's clip and counted, as real data is. The
+    videos are scored on the good files, and `bad_files` says how many were dropped."""
+
+    def __init__(self, root: str, config: DataConfig):
+        from zoo.datasets import build_dataset
+
+        folder = update_dataclass(config, {"name": "folder", "root": root, "folder_labels": False}, "data")
+        self.root, self.dataset = root, build_dataset("folder", folder)
+        self.good = [i for i in range(len(self.dataset)) if self.dataset.num_starts(i) > 0]
+        self.failed: dict[str, str] = {}  # files that failed when decoded (all DataLoader workers)
+
+    def check_count(self, preset: Preset) -> None:
+        if len(self.good) < preset.num_fake:
+            raise ZooError(f"--fake-dir {self.root} holds {len(self.good)} usable videos but {preset.name} needs "
+                           f"{preset.num_fake}; generate more or pass --num-samples {len(self.good)}")
+
+    def batches(self, positions: list[list[int]], workers: int) -> Iterator[torch.Tensor]:
+        """The clips of the good files at `positions` (lists of places among the good files), batch by batch."""
+        from zoo.datasets.clips import read_failure_log
+
+        with tempfile.TemporaryDirectory() as tmp:
+            self.dataset.failure_log = os.path.join(tmp, "failures.jsonl")  # written by every worker
+            yield from DataLoader(_FirstClips(self.dataset, self.good), batch_sampler=positions,
+                                  num_workers=workers)
+            self.failed.update(read_failure_log(self.dataset.failure_log))
+
+    def bad_files(self, world: int) -> list[str]:
+        """Names of the files left out or replaced, over all ranks."""
+        good = set(self.good)
+        names = {self.dataset.item_name(i) for i in range(len(self.dataset)) if i not in good}
+        names |= set(self.failed)
+        if world > 1:
+            gathered: list = [None] * world
+            torch.distributed.all_gather_object(gathered, sorted(names))
+            names = set().union(*gathered)
+        return sorted(names)
+
+
+def fake_videos(request: EvalRequest, model, preset: Preset, folder: GeneratedFolder | None, rank: int,
                 world: int) -> Iterator[torch.Tensor]:
     """This rank's batches of the generated side, uint8 `[B, T, H, W, C]`: batch b of `preset.num_fake` videos
     goes to rank b % world."""
@@ -376,16 +421,10 @@ def fake_videos(request: EvalRequest, model, preset: Preset, config: DataConfig,
                 videos = model.sample(len(positions), generator=generator, frames=frames)
             yield as_pixels(videos[:, :, ::preset.frame_stride].float().cpu())
         return
-    if request.fake_dir is None:
+    if folder is None:
         raise ZooError("give the generated videos: --ckpt PATH or --fake-dir DIR")
-    from zoo.datasets import build_dataset
-
-    folder = update_dataclass(config, {"name": "folder", "root": request.fake_dir, "folder_labels": False}, "data")
-    dataset = build_dataset("folder", folder)
-    if len(dataset) < preset.num_fake:
-        raise ZooError(f"--fake-dir {request.fake_dir} holds {len(dataset)} usable videos but {preset.name} needs "
-                       f"{preset.num_fake}; generate more or pass --num-samples {len(dataset)}")
-    yield from DataLoader(_FirstClips(dataset), batch_sampler=batches, num_workers=config.num_workers)
+    folder.check_count(preset)
+    yield from folder.batches(batches, folder.dataset.config.num_workers)
 
 
 class SharedSamples:
@@ -430,7 +469,7 @@ def _extractor(request: EvalRequest, preset: Preset, device: torch.device) -> nn
 
 def _run_group(request: EvalRequest, presets: list[Preset], model, run: dict, rank: int, world: int,
                device: torch.device, samples: SharedSamples | None = None) -> list[EvalResult]:
-    from zoo.metrics.stats import load_real_features, save_real_features, stats_key
+    from zoo.metrics.stats import load_real_features, save_real_features, stats_key, stats_path
 
     p0 = presets[0]
     extractor = _extractor(request, p0, device)
@@ -443,12 +482,14 @@ def _run_group(request: EvalRequest, presets: list[Preset], model, run: dict, ra
         # the row names the file it used, not the preset's official weights (its SHA-256 is already the file's)
         info["weights"] = f"file:{Path(request.detector_weights).name}"
     config = group_data_config(request, run, p0)
+    if rank == 0:
+        print(protocol_line(presets), flush=True)
     fingerprint, cache = "", "none"
     if p0.num_real:
         dataset, clip_list, fingerprint = real_clips(config, request, p0.num_real)
         info["video_reader"] = dataset.video_reader  # decoders can disagree on pixels: part of the protocol and key
         key = stats_key(fingerprint, {**info, "frames": p0.frames, "frame_stride": p0.frame_stride}, p0.num_real)
-        cached = load_real_features(key)
+        cached, unusable = load_real_features(key, p0.num_real, extractor.dim, fingerprint)
         if cached is not None:
             cache = "hit"
             for metric in metrics:
@@ -467,27 +508,38 @@ def _run_group(request: EvalRequest, presets: list[Preset], model, run: dict, ra
                 real, _ = metrics[0].feature_arrays()
             if rank == 0:
                 save_real_features(key, real, {"preset": p0.protocol(), "fingerprint": fingerprint, "detector": info})
+                if unusable:
+                    print(f"replaced the cached real features {stats_path(key)}: {unusable}", flush=True)
         if request.stats_only:
             return [EvalResult("stats", p0, {}, None, p0.num_real, 0, fingerprint, info, cache)]
     elif request.stats_only:
         raise ZooError(f"{p0.name} uses no real videos; there are no statistics to cache")
     first = None
+    folder = GeneratedFolder(request.fake_dir, config) if model is None and request.fake_dir else None
     with _progress(p0.num_fake, f"generated {p0.name}", rank) as bar:
-        draw = functools.partial(fake_videos, request, model, p0, config, rank, world)
+        draw = functools.partial(fake_videos, request, model, p0, folder, rank, world)
+        start = time.perf_counter()
         for pixels in samples.batches(p0, draw) if samples is not None else draw():
-            if first is None and rank == 0:
-                first = pixels[:16]
             feats = extractor(pixels.to(device))
             for metric in metrics:
                 metric.update(features=feats, real=False)
             bar.update(len(pixels) * world)
+            if first is None and rank == 0:
+                first = pixels[:16]
+                mine = math.ceil(math.ceil(p0.num_fake / request.batch_size) / world)  # this rank's batches
+                if mine > 1:  # more to come: say how long they will take at the first batch's rate
+                    bar.write(estimate_line(time.perf_counter() - start, len(pixels), p0.num_fake, mine))
+    bad = folder.bad_files(world) if folder is not None else []
+    if bad and rank == 0:
+        print(f"--fake-dir {request.fake_dir}: {len(bad)} of {len(folder.dataset)} files could not be read, scored "
+              f"on the good ones (first: {bad[0]})", flush=True)
     results = []
     for preset, metric in zip(presets, metrics):
-        values = explain_undefined(metric.results())
-        interval = None
-        if request.bootstrap:
-            with metric.sync_context(should_sync=world > 1):
-                interval = metric.bootstrap(request.bootstrap, seed=request.seed)
+        with metric.sync_context(should_sync=world > 1):  # every rank's feature rows, for every value
+            values = explain_undefined(metric.results())
+            interval = metric.bootstrap(request.bootstrap, seed=request.seed) if request.bootstrap else None
+        if folder is not None:
+            values["fake_bad_files"] = len(bad)  # recorded in the row: the generated set was not scored in full
         results.append(EvalResult(preset.metric, preset, values, interval, preset.num_real if preset.metric != "is"
                                   else 0, p0.num_fake, fingerprint, info, cache))
     if first is not None and model is not None:
@@ -532,7 +584,7 @@ def _run(rank: int, world: int, request: EvalRequest, port: int, out: str | None
         model, run = load_run(request)
         if model is not None:
             model = model.to(device).eval()
-        presets = resolve_presets(request)
+        presets = resolve_presets(request, run)
         groups: dict[tuple, list[Preset]] = {}
         for p in presets:
             groups.setdefault(_group_key(p), []).append(p)
@@ -552,8 +604,9 @@ def _run(rank: int, world: int, request: EvalRequest, port: int, out: str | None
         if rank == 0:
             report(results, request, run)
             if out is not None:  # plain values only, so the parent reads them back with weights_only=True
-                torch.save([dataclasses.asdict(dataclasses.replace(
-                    r, values={k: float(v) for k, v in r.values.items() if k != "_samples"})) for r in results], out)
+                torch.save([dataclasses.asdict(dataclasses.replace(r, values={
+                    k: float(v) if isinstance(v, (int, float)) else v  # undefined: None and its reason
+                    for k, v in r.values.items() if k != "_samples"})) for r in results], out)
         return results
     finally:
         if world > 1:
@@ -588,26 +641,73 @@ def evaluate(request: EvalRequest) -> list[EvalResult]:
 # -- output -------------------------------------------------------------------------------------------------------
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    return f"{seconds / 60:.3g} min" if seconds < 3600 else f"{seconds / 3600:.3g} h"
+
+
+def estimate_line(first_s: float, first_videos: int, total: int, batches: int) -> str:
+    """What the first generated batch cost and the time all `batches` of this process will take at that rate."""
+    return (f"first batch of {first_videos} generated videos took {_duration(first_s)}: about "
+            f"{_duration(first_s * batches)} for all {total} (fewer --num-samples to go faster)")
+
+
+def protocol_line(presets: list[Preset]) -> str:
+    """The protocol a group of metrics is scored under, said before the work starts."""
+    p0 = presets[0]
+    stride = f" at stride {p0.frame_stride}" if p0.frame_stride > 1 else ""
+    why = ""
+    if p0.name in PRESETS and PRESETS[p0.name].frames != p0.frames:
+        why = (f" (the checkpoint's own clip length, as `zoo bench` scores it; {PRESETS[p0.name].frames} for "
+               "--fake-dir)")
+    real = f"{p0.num_real} real / " if p0.num_real else ""
+    return (f"{', '.join(p.name for p in presets)}: {p0.frames} frames{stride}{why}, {real}{p0.num_fake} generated, "
+            f"detector {p0.detector}")
+
+
+REAL_FEATURES = {"hit": "cached", "miss": "computed", "none": "-"}
+
+
+def shown_values(result: EvalResult) -> dict:
+    """The secondary values worth printing (the row keeps them all): not the headline again under another name (PRDC's
+    coverage; KVD's TF-GAN estimate when the sets fit one block, where it is the full-set value), not an undefined
+    one (null, with its reason), not a count of zero bad generated files."""
+    values = result.values
+    hidden = {result.metric, "_samples", *({"coverage"} if result.metric == "prdc" else ())}
+    if result.metric == "kvd" and values.get("kvd_tfgan_block_stderr", 0.0) is None:
+        hidden.add("kvd_tfgan_block")  # one block (no standard error): the block estimate is the full-set value
+    if not values.get("fake_bad_files"):
+        hidden.add("fake_bad_files")  # a --fake-dir read in full; bad files get their own line above the table
+    return {k: v for k, v in values.items() if k not in hidden
+            and not k.endswith("_undefined") and v is not None}
+
+
 def report(results: list[EvalResult], request: EvalRequest, run: dict) -> None:
     """Print the table and append leaderboard rows (rank 0 only)."""
     from zoo.leaderboard import append_or_set_aside, make_row
+    from zoo.metrics.stats import stats_dir
 
-    print(f"{'metric':<8} {'preset':<26} {'value':>14} {'95% interval':>26} {'N real':>7} {'N gen':>7} "
-          f"{'real stats':>10}")
+    print(f"{'metric':<8} {'preset':<26} {'value':>14} {'95% interval':>26} {'frames':>8} {'N real':>7} {'N gen':>7} "
+          f"{'real features':>13}")
     rows = []
     for r in results:
+        frames = f"{r.preset.frames}" + (f"/{r.preset.frame_stride}" if r.preset.frame_stride > 1 else "")
+        cache = REAL_FEATURES[r.stats_cache]
         if r.metric == "stats":
-            print(f"{'stats':<8} {r.preset.name:<26} {'cached':>14} {'':>26} {r.num_real:>7} {'':>7} "
-                  f"{r.stats_cache:>10}")
+            print(f"{'stats':<8} {r.preset.name:<26} {'':>14} {'':>26} {frames:>8} {r.num_real:>7} {'':>7} "
+                  f"{cache:>13}")
             continue
         main = r.values[r.metric]
         interval = f"[{r.interval[0]:.4f}, {r.interval[1]:.4f}]" if r.interval else ""
-        print(f"{r.metric:<8} {r.preset.name:<26} {main:>14.4f} {interval:>26} {r.num_real:>7} {r.num_fake:>7} "
-              f"{r.stats_cache:>10}")
-        for k, v in r.values.items():
-            if k not in (r.metric, "_samples"):
-                print(f"  {k} = {v:.6g}" if isinstance(v, float) else f"  {k} = {v}")
+        print(f"{r.metric:<8} {r.preset.name:<26} {main:>14.4f} {interval:>26} {frames:>8} {r.num_real:>7} "
+              f"{r.num_fake:>7} {cache:>13}")
+        for k, v in shown_values(r).items():
+            print(f"  {k} = {v:.6g}" if isinstance(v, float) else f"  {k} = {v}")
         rows.append(make_row(r, request, run, code_version()))
+    if any(r.stats_cache != "none" for r in results):
+        print(f"real features: computed = extracted now and saved in {stats_dir()}; cached = read from "
+              "there (same clips, detector and protocol)")
     if request.leaderboard and rows:
         samples = next((r.values.get("_samples") for r in results if "_samples" in r.values), None)
         gif = None
@@ -633,11 +733,31 @@ def _write_samples(pixels: torch.Tensor, leaderboard: str, row: dict) -> str:
 # -- `zoo eval` ---------------------------------------------------------------------------------------------------
 
 
+def metric_table() -> str:
+    """Every key `--metric` takes, from the metric registry: plain metrics with their default preset, then every
+    preset with its metric and protocol."""
+    from zoo.registry import METRICS, load_all
+
+    load_all()
+    lines = ["metrics (--metric KEY scores with the default preset; --preset NAME picks another):"]
+    lines += [f"  {e.key:<26} default {DEFAULT_PRESET[e.key]}: {e.description}" for e in METRICS
+              if e.key in METRIC_KEYS and not isinstance(e.obj, Preset)]
+    lines.append("presets (--metric NAME):")
+    lines += [f"  {e.key:<26} {e.description}" for e in METRICS if isinstance(e.obj, Preset)]
+    lines.append(f"{', '.join(MODEL_LENGTH_PRESETS)} score a checkpoint at its own clip length, as `zoo bench` does "
+                 "(a --fake-dir at the preset's 16 frames); the others are fixed published protocols.")
+    return "\n".join(lines)
+
+
 def add_eval_parser(sub) -> None:
-    p = sub.add_parser("eval", help="score a checkpoint or a folder of videos (FVD, KVD, IS), log to the leaderboard",
-                       description="Score generated videos against real ones; presets: " + ", ".join(PRESETS))
+    import argparse
+
+    p = sub.add_parser("eval", help="score a checkpoint or a folder of videos (FVD, KVD, IS, PRDC, ACD, bits/dim), "
+                                    "log to the leaderboard",
+                       description="Score generated videos against real ones.", epilog=metric_table(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--metric", action="append", required=True,
-                   help=f"{', '.join(METRIC_KEYS)} or a preset ({', '.join(PRESETS)}); repeatable")
+                   help=f"{', '.join(METRIC_KEYS)} or a preset name (listed below); repeatable")
     p.add_argument("--ckpt", help="checkpoint written by `zoo fit` (samples with its EMA weights where kept)")
     p.add_argument("--fake-dir", help="folder of generated videos instead of --ckpt")
     p.add_argument("--real-dir", help="folder of real videos (same as --data folder --data-root DIR)")

@@ -66,7 +66,8 @@ def test_presets_are_the_documented_protocols():
         assert protocol == {"name": name, **dict(zip(FIELDS, expected))}, "the record has every field but the text"
         assert preset.description and preset.description == preset.description.strip()
     assert SHAPES_PRESETS == ("fvd_shapes", "kvd_shapes", "prdc_shapes", "is_shapes", "acd_shapes")
-    assert DEFAULT_PRESET == {"fvd": "fvd2048_16f", "kvd": "kvd2048_16f", "is": "is2048_ucf", "bpd": "bpd"}
+    assert DEFAULT_PRESET == {"fvd": "fvd2048_16f", "kvd": "kvd2048_16f", "is": "is2048_ucf", "prdc": "prdc_shapes",
+                              "acd": "acd_shapes", "bpd": "bpd"}
     defaults = Preset("p", "fvd", 1, 1, 16, 1, "d")
     assert (defaults.resize, defaults.aspect, defaults.covariance, defaults.splits, defaults.repeats,
             defaults.is_convention, defaults.description) == ("torch_bilinear", "stretch", "unbiased", 1, 1, "tgan2",
@@ -405,16 +406,16 @@ def test_real_feature_cache_round_trip_key_and_atomic_write(monkeypatch, tmp_pat
               stats.stats_key("fp", detector, 2047)}
     assert len(others | {key}) == 4, "each part of the key changes it"
     assert stats.stats_path(key) == tmp_path / "cache" / "stats" / f"{key}.npz"
-    assert stats.load_real_features(key) is None
+    assert stats.load_real_features(key, 2, 3, "fp") == (None, "")
     features = np.arange(6, dtype=np.float32).reshape(2, 3) / 7
-    path = stats.save_real_features(key, features, {"b": 1, "a": [2]})
+    path = stats.save_real_features(key, features, {"b": 1, "a": [2], "fingerprint": "fp"})
     assert path == stats.stats_path(key) and os.listdir(path.parent) == [path.name], "no temporary file left"
-    loaded = stats.load_real_features(key)
-    assert loaded.dtype == np.float64
+    loaded, problem = stats.load_real_features(key, 2, 3, "fp")
+    assert loaded.dtype == np.float64 and problem == ""
     np.testing.assert_array_equal(loaded, features.astype(np.float64))
     with np.load(path) as npz:
         assert npz["features"].dtype == np.float64
-        assert str(npz["meta"]) == json.dumps({"a": [2], "b": 1})
+        assert str(npz["meta"]) == json.dumps({"a": [2], "b": 1, "fingerprint": "fp"})
 
 
 # -- survivors of the first mutation run --------------------------------------------------------------------------
@@ -528,7 +529,7 @@ def test_feature_cache_writes_beside_its_target_and_several_keys(monkeypatch, tm
 
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-system-temp"))  # never staged there
-    first = stats.save_real_features("k1", np.ones((1, 2)), {})
-    second = stats.save_real_features("k2", np.zeros((1, 2)), {})  # the folder exists by now
+    first = stats.save_real_features("k1", np.ones((1, 2)), {"fingerprint": "f"})
+    second = stats.save_real_features("k2", np.zeros((1, 2)), {"fingerprint": "f"})  # the folder exists by now
     assert sorted(os.listdir(first.parent)) == ["k1.npz", "k2.npz"] and second.parent == first.parent
-    np.testing.assert_array_equal(stats.load_real_features("k2"), np.zeros((1, 2)))
+    np.testing.assert_array_equal(stats.load_real_features("k2", 1, 2, "f")[0], np.zeros((1, 2)))

@@ -16,6 +16,7 @@ import torch
 
 Covariance = Literal["unbiased", "biased"]  # unbiased: divide by N-1 (TF-GAN); biased: divide by N (StyleGAN-V)
 COVARIANCES = ("unbiased", "biased")
+TFGAN_BLOCK_SIZE = 1024  # rows per block of TF-GAN's KVD block estimate
 
 
 def _as_float64(features: np.ndarray | torch.Tensor, name: str = "features") -> np.ndarray:
@@ -130,7 +131,7 @@ def kernel_distance(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) 
 
 
 def kernel_distance_blocks(
-    a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, max_block_size: int = 1024
+    a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, max_block_size: int = TFGAN_BLOCK_SIZE
 ) -> tuple[float, float]:
     """TF-GAN's block estimator of KVD: `ceil(max(N, M) / max_block_size)` contiguous blocks, mean of per-block MMD^2.
 

@@ -11,7 +11,7 @@ import numpy as np
 from torch import nn
 
 from zoo.metrics.feature_metric import VideoFeatureMetric
-from zoo.metrics.frechet import COVARIANCES, frechet_distance, kernel_distance, kernel_distance_blocks
+from zoo.metrics.frechet import COVARIANCES, TFGAN_BLOCK_SIZE, frechet_distance, kernel_distance, kernel_distance_blocks
 from zoo.registry import register_metric
 
 
@@ -59,7 +59,7 @@ class KernelVideoDistance(VideoFeatureMetric):
     name = "kvd"
     higher_is_better = False
 
-    def __init__(self, extractor: nn.Module | None = None, max_block_size: int = 1024, **kwargs):
+    def __init__(self, extractor: nn.Module | None = None, max_block_size: int = TFGAN_BLOCK_SIZE, **kwargs):
         super().__init__(extractor, **kwargs)
         self.max_block_size = max_block_size
 

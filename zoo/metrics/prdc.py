@@ -29,6 +29,8 @@ from torch import nn
 from zoo.metrics.feature_metric import VideoFeatureMetric
 from zoo.registry import register_metric
 
+NEAREST_NEIGHBOURS = 5  # k of the k-NN balls (Naeem et al.'s default)
+
 
 def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise Euclidean distances `[len(a), len(b)]`, float64."""
@@ -42,7 +44,7 @@ def _kth_neighbour_radii(x: np.ndarray, k: int) -> np.ndarray:
     return np.partition(d, k, axis=1)[:, k]  # index 0 is the point itself (distance 0)
 
 
-def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, float]:
+def prdc(real: np.ndarray, fake: np.ndarray, k: int = NEAREST_NEIGHBOURS) -> dict[str, float]:
     """Precision, recall, density and coverage of `fake` `[M, D]` against `real` `[N, D]` (module docstring)."""
     if len(real) <= k or len(fake) <= k:
         raise ValueError(f"PRDC with k={k} needs more than {k} real and fake samples, got {len(real)} / {len(fake)}")
@@ -69,7 +71,7 @@ class PRDC(VideoFeatureMetric):
     name = "prdc"
     higher_is_better = True
 
-    def __init__(self, extractor: nn.Module | None = None, k: int = 5, **kwargs):
+    def __init__(self, extractor: nn.Module | None = None, k: int = NEAREST_NEIGHBOURS, **kwargs):
         super().__init__(extractor, **kwargs)
         self.k = k
 

@@ -8,7 +8,8 @@ goes into the protocol record with everything else.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, replace
 
 from zoo.registry import register_metric
 
@@ -75,7 +76,63 @@ PRESETS: dict[str, Preset] = {
     )
 }
 SHAPES_PRESETS = ("fvd_shapes", "kvd_shapes", "prdc_shapes", "is_shapes", "acd_shapes")
-DEFAULT_PRESET = {"fvd": "fvd2048_16f", "kvd": "kvd2048_16f", "is": "is2048_ucf", "bpd": "bpd"}
+# the protocol of a plain metric key (`--metric fvd`); every registered metric has one
+DEFAULT_PRESET = {"fvd": "fvd2048_16f", "kvd": "kvd2048_16f", "is": "is2048_ucf", "prdc": "prdc_shapes",
+                  "acd": "acd_shapes", "bpd": "bpd"}
+# Presets whose 16 frames are a default, not a published protocol: a checkpoint is scored at its own clip length
+# (`eval_frames`), the way `zoo bench` scores it, so `zoo eval` and the bench give one model one number.
+MODEL_LENGTH_PRESETS = SHAPES_PRESETS
+
+
+def eval_frames(sample_frames: int | None, trained_frames: int) -> int:
+    """Frames per scored clip of a checkpoint under `MODEL_LENGTH_PRESETS`: the model's own sample length
+    (`model.sample_frames` for models trained on sparse frames, else its training clip length), raised to the
+    detector's minimum for models that can generate longer clips than they were trained on (autoregressive models,
+    StyleGAN-V). A fixed-length model shorter than that is refused by its `check_frames` at evaluation."""
+    from zoo.metrics.detectors.shapes_net import MIN_FRAMES
+
+    return max(sample_frames or trained_frames, MIN_FRAMES)
+
+
+def for_checkpoint(preset: Preset, run: dict) -> Preset:
+    """`preset` as it scores the checkpoint whose record (`checkpoint["zoo"]`) is `run`: at the model's own clip
+    length for `MODEL_LENGTH_PRESETS`, unchanged for published protocols."""
+    trained_frames = (run.get("spec") or {}).get("frames")
+    if preset.name not in MODEL_LENGTH_PRESETS or not isinstance(trained_frames, int):
+        return preset  # (a record without a spec is refused, with the reason, when the model is loaded)
+    sample_frames = (run.get("model_config") or {}).get("sample_frames")
+    return replace(preset, frames=eval_frames(sample_frames, trained_frames))
+
+
+def too_few_samples(preset: Preset) -> str | None:
+    """Why `preset`'s sample counts cannot give its metric a value (each metric's minimum), or None."""
+    from zoo.metrics.frechet import TFGAN_BLOCK_SIZE
+    from zoo.metrics.prdc import NEAREST_NEIGHBOURS
+
+    real, fake = 0, 1  # the least each side needs, and why
+    why = "a value needs at least one video"
+    if preset.metric == "fvd":
+        real, fake, why = 2, 2, "FVD needs at least 2 clips per side for a covariance"
+    elif preset.metric == "kvd":
+        blocks = math.ceil(max(preset.num_real, preset.num_fake) / TFGAN_BLOCK_SIZE)
+        real = fake = 2 * blocks
+        why = (f"KVD's unbiased MMD needs at least 2 clips per side in each of its {blocks} TF-GAN block(s) of at "
+               f"most {TFGAN_BLOCK_SIZE}")
+    elif preset.metric == "prdc":
+        real = fake = NEAREST_NEIGHBOURS + 1
+        why = f"PRDC needs more than its k={NEAREST_NEIGHBOURS} nearest neighbours per side"
+    elif preset.metric == "is":
+        fake = preset.splits * preset.repeats
+        why = f"IS cuts the generated videos into {preset.repeats} set(s) of {preset.splits} split(s), none empty"
+    elif preset.metric == "bpd":
+        real, fake = 1, 0
+    elif preset.metric == "acd":
+        real = 1 if preset.num_real else 0
+    for flag, have, need in (("--num-real", preset.num_real, real), ("--num-samples", preset.num_fake, fake)):
+        if have < need:
+            return f"{flag} {have} is too few for {preset.name}: {why}; pass {flag} {need} or more"
+    return None
+
 
 for _preset in PRESETS.values():
     register_metric(_preset.name, description=f"[{_preset.metric} preset] {_preset.description}")(_preset)
