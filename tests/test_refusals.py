@@ -174,3 +174,20 @@ def test_whole_file_formats_torch_refuses_are_named(tmp_path):
         tar.add(scripted, arcname="storages")
     assert one_line(read_checkpoint, legacy_tar).startswith(f"checkpoint {legacy_tar} is in torch's legacy .tar "
                                                             f"format{REFUSES}.")
+
+
+def test_zoo_eval_detector_weights_payload_is_one_line(tmp_path, capsys):
+    """`--detector-weights` is loaded after the clips are indexed: the refusal there is one line too."""
+    marker = tmp_path / "MARKER"
+    weights = tmp_path / "shapes_net.pt"
+    torch.save(ShellPayload(marker), weights)
+    clips = tmp_path / "clips"
+    assert main(["data", "synth", "--out", str(clips), "--num", "4", "--frames", "16", "--resolution", "32"]) == 0
+    capsys.readouterr()
+    argv = ["eval", "--metric", "fvd_shapes", "--fake-dir", str(clips), "--real-dir", str(clips), "--num-samples", "4",
+            "--num-real", "4", "--detector-weights", str(weights), "--no-leaderboard"]
+    assert main(argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("zoo eval")]  # past the bars
+    assert err == [f"zoo eval: error: shapes_net weights {weights} refers to the Python object posix.system{REFUSES}; "
+                   "use the official file (`zoo weights fetch`) or one you converted yourself"]
+    assert not marker.exists()
