@@ -106,7 +106,7 @@ def _add_sample(sub) -> None:
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--labels", type=int, nargs="+", help="class labels (one, or one per video)")
     p.add_argument("--frames", type=int, help=f"clip length (default: the training length; at most "
-                                              f"{SAMPLE_FRAMES_FACTOR}x it or {SAMPLE_MIN_FRAMES_CAP})")
+                                              f"the larger of {SAMPLE_FRAMES_FACTOR}x it and {SAMPLE_MIN_FRAMES_CAP})")
     p.add_argument("--seed", type=int, default=0, help="noise seed, 0 to 2**64-1")
     p.add_argument("--fps", type=float, default=8.0,
                    help=f"frames per second (default 8): {SAMPLE_FPS[0]:g} to {SAMPLE_FPS[1]:g}, at most "
