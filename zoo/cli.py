@@ -6,6 +6,7 @@ Every subcommand is a small function taking parsed arguments; user errors (`ZooE
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -86,19 +87,34 @@ def _run_fit(args) -> None:
     print(f"run directory: {result.run_dir}")
 
 
+# `zoo sample` limits, refused up front with the limit in the message (docs/safety.md lists them)
+SAMPLE_MAX_NUM = 1024  # videos in one grid (a 32 x 32 grid); score more with `zoo eval`
+SAMPLE_MAX_TILE = 1024  # pixels a video is enlarged to
+SAMPLE_FPS = (0.1, 240.0)  # frame rates of an MP4 (a frame every 10 s to 240 a second)
+SAMPLE_GIF_MAX_FPS = 50.0  # GIF delays are whole 1/100 s, and players slow down delays under 2/100 s
+SAMPLE_MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed takes; negative seeds would wrap onto these
+SAMPLE_FRAMES_FACTOR, SAMPLE_MIN_FRAMES_CAP = 8, 128  # --frames at most max(8 x the training length, 128)
+SAMPLE_MAX_BYTES = 2 << 30  # estimated memory of the videos (float32) and the grid (uint8, twice: tiles and grid)
+
+
 def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="write samples of a checkpoint as a GIF/MP4 grid")
     p.add_argument("--ckpt", required=True, help="checkpoint written by `zoo fit`")
-    p.add_argument("--num", type=int, default=16, help="number of videos")
-    p.add_argument("--out", required=True, help="output .gif or .mp4")
+    p.add_argument("--num", type=int, default=16, help=f"number of videos (at most {SAMPLE_MAX_NUM})")
+    p.add_argument("--out", help="output .gif or .mp4 (default: runs/samples/<run>-<checkpoint>.gif, under "
+                                 "$ZOO_HOME when set); an existing file is replaced only with --force")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--labels", type=int, nargs="+", help="class labels (one, or one per video)")
-    p.add_argument("--frames", type=int, help="clip length (default: the training length)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed")
-    p.add_argument("--fps", type=float, default=8.0)
+    p.add_argument("--frames", type=int, help=f"clip length (default: the training length; at most "
+                                              f"the larger of {SAMPLE_FRAMES_FACTOR}x it and {SAMPLE_MIN_FRAMES_CAP})")
+    p.add_argument("--seed", type=int, default=0, help="noise seed, 0 to 2**64-1")
+    p.add_argument("--fps", type=float, default=8.0,
+                   help=f"frames per second (default 8): {SAMPLE_FPS[0]:g} to {SAMPLE_FPS[1]:g}, at most "
+                        f"{SAMPLE_GIF_MAX_FPS:g} for a .gif")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--tile", type=int, default=None, metavar="PX",
                    help="enlarge each video (nearest neighbour) to about PX pixels for viewing (default 96; 0 = "
-                        "original size)")
+                        f"original size; at most {SAMPLE_MAX_TILE})")
     _add_threads(p, "sampling")
     p.set_defaults(run=_run_sample)
 
@@ -125,18 +141,101 @@ def check_device(device: str, flag: str = "--device") -> str:
     return device
 
 
-def _run_sample(args) -> None:
-    if not args.out.lower().endswith((".gif", ".mp4")):
-        raise ZooError(f"--out must end in .gif or .mp4, got {args.out}")
-    if args.num < 1:
+def _check_sample_flags(args) -> None:
+    """Refuse, before loading anything, the flags `zoo sample` cannot honour (each message states the limit)."""
+    if not args.num >= 1:
         raise ZooError(f"--num must be at least 1, got {args.num}")
+    if args.num > SAMPLE_MAX_NUM:
+        raise ZooError(f"--num {args.num} is more than a viewing grid takes (at most {SAMPLE_MAX_NUM}); score more "
+                       "samples with `zoo eval`")
     if args.frames is not None and args.frames < 2:
         raise ZooError(f"--frames must be at least 2 (a video), got {args.frames}; omit it for the training length")
-    if args.fps <= 0:
-        raise ZooError(f"--fps must be positive, got {args.fps}")
-    if args.tile is not None and args.tile < 0:
-        raise ZooError(f"--tile must be 0 (original size) or a pixel size, got {args.tile}")
+    low, high = SAMPLE_FPS
+    if not low <= args.fps <= high:  # also refuses nan and inf
+        raise ZooError(f"--fps must lie in [{low:g}, {high:g}], got {args.fps:g}")
+    if not 0 <= args.seed <= SAMPLE_MAX_SEED:
+        raise ZooError(f"--seed must lie in [0, 2**64-1] (what torch.Generator takes), got {args.seed}")
+    if args.tile is not None and not 0 <= args.tile <= SAMPLE_MAX_TILE:
+        raise ZooError(f"--tile must be 0 (original size) or a pixel size up to {SAMPLE_MAX_TILE}, got {args.tile}")
     check_device(args.device)
+
+
+def default_sample_path(ckpt: str | Path) -> Path:
+    """`runs/samples/<run>-<checkpoint>.gif` (under `$ZOO_HOME` when set): never a file in the working directory,
+    so samples of a checkout's runs stay out of git (`runs/` is ignored)."""
+    from zoo.paths import runs_root
+
+    ckpt = Path(ckpt)
+    run = ckpt.parent.parent.name if ckpt.parent.name == "checkpoints" else ckpt.parent.name  # zoo fit's layout
+    return runs_root() / "samples" / (f"{run}-{ckpt.stem}.gif" if run else f"{ckpt.stem}.gif")
+
+
+def check_output_file(path: Path, force: bool, flag: str = "--out") -> None:
+    """`path` can be written: not a directory or a special file, in a folder that is not a file, and new unless
+    `force` (which replaces regular files only: never /dev/null and kin)."""
+    if path.is_dir():
+        raise ZooError(f"{flag} {path} is a directory; name a file in it, e.g. {flag} {path / 'samples.gif'}")
+    if path.exists() and not path.is_file():
+        raise ZooError(f"{flag} {path} is not a regular file; name a .gif or .mp4 file")
+    if path.exists() and not force:
+        raise ZooError(f"{flag} {path} already exists; pass --force to replace it, or choose another {flag}")
+    blocking = next((p for p in path.parents if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise ZooError(f"{flag} {path}: {blocking} is a file, not a folder")
+
+
+def _check_sample_size(args, model) -> None:
+    """Refuse a clip length over the model-aware cap, and videos plus grid estimated over `SAMPLE_MAX_BYTES`."""
+    from zoo.video_io import DEFAULT_TILE, grid_shape
+
+    trained = model.spec.frames
+    frames = args.frames or trained
+    cap = max(SAMPLE_FRAMES_FACTOR * trained, SAMPLE_MIN_FRAMES_CAP)
+    if frames > cap:
+        raise ZooError(f"--frames {frames} is more than this {model.registry_key} model samples here (at most "
+                       f"max({SAMPLE_FRAMES_FACTOR} x its {trained} training frames, {SAMPLE_MIN_FRAMES_CAP}) = {cap})")
+    size, channels = model.spec.resolution, model.spec.channels
+    tile = DEFAULT_TILE if args.tile is None else args.tile
+    videos = args.num * channels * frames * size * size * 4
+    grid = math.prod(grid_shape(args.num, frames, size, tile or None))
+    estimate = videos + 2 * grid
+    if estimate > SAMPLE_MAX_BYTES:
+        raise ZooError(f"--num {args.num} x --frames {frames} at --tile {tile} needs about {estimate / 2**30:.1f} GiB "
+                       f"(at most {SAMPLE_MAX_BYTES / 2**30:.0f} GiB); lower --num, --frames or --tile")
+
+
+def _sample_output(args) -> Path:
+    """The file `zoo sample` writes, refused before any work when it cannot (or must not) be written."""
+    out = Path(args.out) if args.out else default_sample_path(args.ckpt)
+    check_output_file(out, args.force)
+    if out.suffix.lower() not in (".gif", ".mp4"):
+        raise ZooError(f"--out must end in .gif or .mp4, got {out}")
+    if out.suffix.lower() == ".gif" and args.fps > SAMPLE_GIF_MAX_FPS:
+        raise ZooError(f"--fps {args.fps:g} is faster than a GIF plays (at most {SAMPLE_GIF_MAX_FPS:g}: its frame "
+                       f"delays are whole 1/100 s); write an .mp4 for up to {SAMPLE_FPS[1]:g}")
+    return out
+
+
+def _sample_labels(args, model):
+    """`--labels` as a tensor of one label per video, or None; refused when the model cannot take them."""
+    import torch
+
+    if not args.labels:
+        return None
+    classes = model.label_classes
+    if classes == 0:
+        raise ZooError(f"{args.ckpt} holds an unconditional {model.registry_key} model: it cannot take --labels "
+                       "(train with model.categorical / model.class_conditional for class-conditional sampling)")
+    if len(args.labels) not in (1, args.num):
+        raise ZooError(f"--labels takes one label or one per video ({args.num}), got {len(args.labels)}")
+    if min(args.labels) < 0 or max(args.labels) >= classes:
+        raise ZooError(f"--labels must lie in [0, {classes - 1}] for this model, got {args.labels}")
+    return torch.tensor(args.labels * args.num if len(args.labels) == 1 else args.labels)
+
+
+def _run_sample(args) -> None:
+    _check_sample_flags(args)
+    out = _sample_output(args)
     import torch
 
     from zoo.models import load_model
@@ -145,21 +244,12 @@ def _run_sample(args) -> None:
 
     apply_threads(args.threads)
     model = load_model(args.ckpt, map_location=args.device)
-    labels = None
-    if args.labels:
-        classes = model.label_classes
-        if classes == 0:
-            raise ZooError(f"{args.ckpt} holds an unconditional {model.registry_key} model: it cannot take --labels "
-                           "(train with model.categorical / model.class_conditional for class-conditional sampling)")
-        if len(args.labels) not in (1, args.num):
-            raise ZooError(f"--labels takes one label or one per video ({args.num}), got {len(args.labels)}")
-        if min(args.labels) < 0 or max(args.labels) >= classes:
-            raise ZooError(f"--labels must lie in [0, {classes - 1}] for this model, got {args.labels}")
-        labels = torch.tensor(args.labels * args.num if len(args.labels) == 1 else args.labels)
+    labels = _sample_labels(args, model)
+    _check_sample_size(args, model)
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
     videos = model.sample(args.num, labels=labels, generator=generator, frames=args.frames)
     tile = DEFAULT_TILE if args.tile is None else args.tile
-    path = write_video(make_grid(videos.cpu(), tile=tile or None), args.out, fps=args.fps)
+    path = write_video(make_grid(videos.cpu(), tile=tile or None), out, fps=args.fps)
     print(f"wrote {args.num} samples of {model.registry_key} to {path}")
 
 

@@ -8,6 +8,8 @@ and generated clips take one path.
 from __future__ import annotations
 
 import math
+import os
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +63,20 @@ def enlarge_factor(size: int, tile: int | None) -> int:
     return 1 if not tile else max(1, round(tile / max(1, size)))
 
 
+def default_columns(count: int) -> int:
+    """Videos per row of a grid of `count` videos: about sqrt(count), so the grid is about square."""
+    return max(1, math.ceil(math.sqrt(count)))
+
+
+def grid_shape(count: int, frames: int, size: int, tile: int | None, padding: int = 2) -> tuple[int, int, int, int]:
+    """The `[T, H, W, 3]` shape `make_grid` returns for `count` videos of `size` x `size` pixels, without making it
+    (what `zoo sample` checks its memory estimate with before sampling)."""
+    side = size * enlarge_factor(size, tile)
+    ncol = default_columns(count)
+    nrow = math.ceil(count / ncol)
+    return frames, nrow * (side + padding) + padding, ncol * (side + padding) + padding, 3
+
+
 def make_grid(videos: torch.Tensor, ncol: int | None = None, padding: int = 2, tile: int | None = None) -> np.ndarray:
     """Tile a batch of videos into one video, for viewing.
 
@@ -83,7 +99,7 @@ def make_grid(videos: torch.Tensor, ncol: int | None = None, padding: int = 2, t
     if factor > 1:
         pixels = pixels.repeat_interleave(factor, dim=2).repeat_interleave(factor, dim=3)  # b t (h f) (w f) c
     b, t, h, w, c = pixels.shape
-    ncol = ncol or max(1, math.ceil(math.sqrt(b)))
+    ncol = ncol or default_columns(b)
     nrow = math.ceil(b / ncol)
     grid = torch.full((t, nrow * (h + padding) + padding, ncol * (w + padding) + padding, c), 255, dtype=torch.uint8)
     for i in range(b):
@@ -111,20 +127,29 @@ def side_by_side(
 def write_video(frames: np.ndarray, path: str | Path, fps: float = 8.0) -> Path:
     """Write uint8 `[T, H, W, 3]` frames as `.gif` (Pillow, adaptive palette) or `.mp4` (PyAV, H.264).
 
+    The file is written beside `path` under a temporary name and renamed over it when complete, so an existing
+    file is either kept or replaced whole, never left half-written.
+
     Returns:
         The path written.
     """
     path = Path(path)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
-    if suffix == ".gif":
-        _write_gif(frames, path, fps)
-    elif suffix == ".mp4":
-        _write_mp4(frames, path, fps)
-    else:
+    writers = {".gif": _write_gif, ".mp4": _write_mp4}
+    if suffix not in writers:
         raise ZooError(f"cannot write {path}: the output must end in .gif or .mp4")
+    partial = path.with_name(f".{path.stem}.partial-{os.getpid()}{suffix}")  # the suffix picks the container
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writers[suffix](frames, partial, fps)
+        os.replace(partial, path)
+    except OSError as e:
+        raise ZooError(f"cannot write {path}: {e.strerror or e}") from None
+    finally:
+        if partial.exists():  # the writer failed midway
+            partial.unlink()
     return path
 
 
@@ -142,7 +167,7 @@ def _write_mp4(frames: np.ndarray, path: Path, fps: float) -> None:
     t, h, w, _ = frames.shape
     frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), constant_values=255)
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=max(1, round(fps)))
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))  # 2.5 fps stays 2.5
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": "17"}

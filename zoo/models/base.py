@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from zoo import __version__
 from zoo.config import update_dataclass
 from zoo.errors import ZooError
 from zoo.registry import MODELS
+from zoo.safe_load import refusal
 
 
 @dataclass(frozen=True)
@@ -221,12 +221,10 @@ def read_checkpoint(path: str | Path) -> dict:
 
 def _unreadable_message(path: Path, size: int, head: bytes, error: Exception) -> str:
     """One line saying why `torch.load(weights_only=True)` refused `path` (without torch's internals)."""
-    text = str(error)
-    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    refused = refusal(error, path)
     if refused:
-        return (f"checkpoint {path} refers to the Python object {refused.group(1)}, which safe (weights-only) loading "
-                "refuses: loading it could run code. video-zoo checkpoints hold only tensors and plain values; "
-                "do not load this file")
+        return (f"checkpoint {path} {refused}, which safe (weights-only) loading refuses: loading it could run code. "
+                "video-zoo checkpoints hold only tensors and plain values; do not load this file")
     if head == _ZIP_MAGIC:
         return (f"checkpoint {path} is truncated or corrupt ({size} bytes, incomplete archive): it was not written "
                 "completely or was damaged in transfer; use another checkpoint")

@@ -17,6 +17,7 @@ from torch import nn
 from zoo.errors import ZooError
 from zoo.metrics.detectors.c3d import C3D, TorchScriptC3D, load_c3d_npz
 from zoo.metrics.detectors.i3d import InceptionI3d
+from zoo.metrics.detectors.weights import load_weights_file
 from zoo.metrics.preprocess import pixels_to_i3d_input
 
 
@@ -59,10 +60,7 @@ def load_i3d(source: str | Path | dict) -> nn.Module:
             raise ZooError(f"I3D weights {path} do not exist")
         if _is_torchscript(path):
             return TorchScriptI3D(torch.jit.load(str(path), map_location="cpu")).eval()
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - unreadable is unreadable, whatever the cause
-            raise ZooError(f"cannot read I3D weights {path}: {e}") from None
+        state = load_weights_file(path, "I3D weights")
         source = state.get("state_dict", state) if isinstance(state, dict) else state
     if not isinstance(source, dict):
         raise ZooError(f"I3D source must be a path or a state dict, got {type(source).__name__}")

@@ -30,6 +30,7 @@ from einops import rearrange
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.metrics.detectors.weights import load_weights_file
 
 INPUT_SIZE = 32  # pixels (height = width) fed to the network
 MAX_FRAMES = 16  # frames kept (the first ones)
@@ -127,10 +128,7 @@ def load_shapes_net(path: str | Path | None = None) -> ShapesNet:
     path = Path(path) if path is not None else WEIGHTS_FILE
     if not path.is_file():
         raise ZooError(f"shapes_net weights {path} do not exist; retrain them with `zoo weights train shapes_net`")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - unreadable is unreadable
-        raise ZooError(f"cannot read shapes_net weights {path}: {e}") from None
+    state = load_weights_file(path, "shapes_net weights")
     net = ShapesNet()
     try:
         net.load_state_dict(state, strict=True)

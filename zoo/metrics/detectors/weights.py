@@ -166,6 +166,28 @@ def _record(entry: WeightsFile, sha: str) -> None:
         tmp.replace(path)
 
 
+def load_weights_file(path: Path, what: str):
+    """`torch.load(path, weights_only=True)` on CPU: a file that refers to Python objects (or is otherwise refused)
+    or cannot be read is a one-line `ZooError` naming `what` and the reason, never torch's advice to retry with
+    `weights_only=False`."""
+    import warnings
+
+    import torch
+
+    from zoo.safe_load import refusal, torch_reason
+
+    try:
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols: the error says it all
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - translated to one line; torch's own messages are paragraphs
+        refused = refusal(e, path)
+        if refused:
+            raise ZooError(f"{what} {path} {refused}, which safe (weights-only) loading refuses: loading it could run "
+                           "code; use the official file (`zoo weights fetch`) or one you converted yourself") from None
+        raise ZooError(f"cannot read {what} {path}: {torch_reason(e)}") from None
+
+
 def check_structure(entry: WeightsFile, path: Path) -> None:
     """Raise `ZooError` unless `path` loads as the expected kind of file (the check before a checksum is recorded)."""
     from zoo.metrics.detectors import load_i3d
