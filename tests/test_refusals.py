@@ -191,3 +191,21 @@ def test_zoo_eval_detector_weights_payload_is_one_line(tmp_path, capsys):
     assert err == [f"zoo eval: error: shapes_net weights {weights} refers to the Python object posix.system{REFUSES}; "
                    "use the official file (`zoo weights fetch`) or one you converted yourself"]
     assert not marker.exists()
+
+
+def test_zoo_eval_i3d_weights_raw_pickle_payload_names_the_global(tmp_path, capsys):
+    """A raw pickle (not an archive) handed to the I3D detector is named as the payload it is, not as a truncated
+    file: the archive check must not hide the loader's refusal."""
+    marker = tmp_path / "MARKER"
+    weights = tmp_path / "raw_i3d.pt"
+    weights.write_bytes(pickle.dumps(ShellPayload(marker), protocol=2))
+    clips = tmp_path / "clips"
+    assert main(["data", "synth", "--out", str(clips), "--num", "4", "--frames", "16", "--resolution", "32"]) == 0
+    capsys.readouterr()
+    argv = ["eval", "--metric", "fvd", "--fake-dir", str(clips), "--real-dir", str(clips), "--num-samples", "4",
+            "--num-real", "4", "--detector-weights", str(weights), "--no-leaderboard"]
+    assert main(argv) == 2
+    (err,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("zoo eval")]
+    assert err.startswith(f"zoo eval: error: --detector-weights {weights} cannot be used as i3d"), err
+    assert "posix.system" in err and "not a PyTorch or NumPy archive" not in err, err
+    assert not marker.exists()

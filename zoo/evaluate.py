@@ -238,7 +238,9 @@ def _check_weights_file(path: str, flag: str, entry) -> None:
         else:
             check_structure(entry, file)
     except ZooError as e:
-        if not zipfile.is_zipfile(file):
+        from zoo.safe_load import globals_in
+
+        if not zipfile.is_zipfile(file) and not globals_in(file):
             why = "it is not a PyTorch or NumPy archive (truncated, or another kind of file)"
         else:
             why = str(e).split(". ")[0]  # the loader's first sentence; PyTorch appends paragraphs of advice
