@@ -89,7 +89,8 @@ def test_positional_encoding_without_predicted_modulation_is_the_plain_sinusoids
 
 def ema_beta(config: StyleGANVConfig, iteration: int, batch: int) -> float:
     """beta = 0.5 ** (batch / half-life); half-life = ema_kimg * 1000 images, ramped up to at most ema_rampup times
-    the images seen so far, counted as the code counts them: (iteration + 1) * batch."""
+    the images seen so far, counted as the zoo counts them: (iteration + 1) * batch clips. (The official training loop
+    counts `cur_nimg` before the step's increment and in frames, iteration * batch * 3 for 3-frame clips.)"""
     half_life = config.ema_kimg * 1000
     if config.ema_rampup:
         half_life = min(half_life, (iteration + 1) * batch * config.ema_rampup)
@@ -166,6 +167,25 @@ def test_optimizers_are_compensated_for_lazy_regularization():
         assert group["lr"] == pytest.approx(0.0025 * c)
         assert group["betas"] == pytest.approx((0.5**c, 0.99**c))
     assert {id(p) for p in g.param_groups[0]["params"]} == {id(p) for p in model.generator.parameters()}
+
+
+# -- the discriminator's readout: projection on the time-gap conditioning ---------------------------------------------
+
+
+def test_discriminator_output_is_the_scaled_projection_on_the_time_gap_code():
+    """Official `DiscriminatorEpilogue` with a mapping: (out(x) * cmap).sum(1) / sqrt(cmap_dim)."""
+    model = tiny_model(mbstd_group_size=1)
+    d = model.discriminator
+    video = torch.rand(2, 3, 3, 32, 32, dtype=torch.float64) * 2 - 1
+    times = torch.tensor([[0.0, 2.0, 4.0], [1.0, 2.0, 9.0]], dtype=torch.float64)
+    outputs = []
+    hook = d.out.register_forward_hook(lambda module, inputs, out: outputs.append(out))
+    logits = d(video, times)
+    hook.remove()
+    cmap = d.mapping(None, d.time_gaps(times))
+    assert cmap.shape == outputs[0].shape and cmap.shape[1] > 1
+    expected = (outputs[0] * cmap).sum(dim=1) / math.sqrt(cmap.shape[1])
+    torch.testing.assert_close(logits, expected, rtol=1e-12, atol=1e-12)
 
 
 # -- the non-saturating losses from the network outputs ----------------------------------------------------------------
