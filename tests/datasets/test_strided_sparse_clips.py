@@ -22,3 +22,14 @@ def test_sparse_times_fit_the_strided_video_and_decode_the_strided_frames(tmp_pa
     assert item["video_length"] == 16
     every_frame = build_dataset("folder", frames=61, **common).pixels_at(0, 0)  # stride 1: source frames 0..60
     assert torch.equal(item["pixels"], every_frame[[4 * t for t in times]])
+
+
+def test_shapes_sparse_clips_at_a_stride_render_the_source_frames_stride_times_t():
+    from zoo.datasets.shapes import render_clip
+
+    sparse = build_dataset("shapes", frames=3, sparse_max_distance=8, resolution=16, frame_stride=3)
+    item = sparse.raw_item((1, 5))
+    times = [int(t) for t in item["times"]]
+    assert times[-1] - times[0] in (2, 4, 8) and times[-1] < int(item["video_length"])
+    every_frame = render_clip(0, 1, 3 * times[-1] + 1, 16)["pixels"]  # stride 1 from source frame 0
+    assert torch.equal(item["pixels"], every_frame[[3 * t for t in times]])
