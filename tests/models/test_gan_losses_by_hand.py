@@ -124,6 +124,19 @@ def test_tgan2_discriminator_loss_pools_every_levels_scores_into_one_mean():
     assert not torch.allclose(expected, sum(per_level) / 3), "the two poolings must differ here"
 
 
+def test_tgan2_generator_loss_pools_every_levels_scores_into_one_mean():
+    """G: mean softplus(-y_fake) over the 4 + 2 + 1 fake scores of the levels (batch subsampling on)."""
+    torch.manual_seed(0)
+    model = TGANv2(TGANv2Config(**TGAN_TINY, subsample_batch=True), VideoSpec(3, 8, 16, 0)).train()
+    video = torch.rand(4, 3, 8, 16, 16) * 2 - 1
+    loss, logs = model_loss_then_reset(model, lambda: model.generator_loss({"video": video}), seed=11)
+    fakes, _ = model.fakes(4, None)
+    fake = torch.cat([d(x) for d, x in zip(model.discriminator.levels, fakes)])
+    assert fake.shape == (7,)
+    close(loss, F.softplus(-fake).mean())
+    close(logs["g_loss"], F.softplus(-fake).mean())
+
+
 def test_tgan2_discriminator_readout_is_the_global_sum_of_the_last_features():
     """Official `ResNetVideoDiscriminator`: h = sum over (T, H, W) of ReLU(last block), score = w . h + b, plus
     <embed(y), h> when class-conditional. The last map keeps several positions here, so a mean would differ."""
