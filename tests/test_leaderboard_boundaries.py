@@ -1,0 +1,71 @@
+"""`zoo.leaderboard.comparable` on both sides of each of its boundaries: exactly the preset's sample counts (one fewer
+or one more of either side is not comparable; a preset without real clips takes any real count) and detector weights
+verified against the table (pinned locally or unverified is not comparable)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from zoo.leaderboard import COLUMNS, comparable
+from zoo.metrics.presets import PRESETS
+
+VERIFIED = json.dumps({"detector": {"trust": "verified", "verified": True}})
+
+
+def row(preset: str, num_real: int, num_fake: int, verified: str = "True", protocol: str = VERIFIED) -> dict:
+    out = {c: "" for c in COLUMNS}
+    out.update(preset=preset, metric=PRESETS[preset].metric, num_real=num_real, num_fake=num_fake,
+               detector_verified=verified, protocol=protocol)
+    return out
+
+
+@pytest.mark.parametrize("preset", ["fvd2048_16f", "fvd256_16f_videogpt", "kvd_shapes", "acd_shapes"])
+@pytest.mark.parametrize("real_delta, fake_delta", [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1)])
+def test_sample_counts_must_equal_the_presets_on_both_sides(preset, real_delta, fake_delta):
+    p = PRESETS[preset]
+    real, fake = p.num_real + real_delta, p.num_fake + fake_delta
+    ok, why = comparable(row(preset, real, fake))
+    if real_delta == fake_delta == 0:
+        assert (ok, why) == (True, "yes")
+    else:
+        wants = f"preset wants {p.num_real}/{p.num_fake}"
+        assert not ok and why == f"sample counts N={real}/{fake} (real/generated), {wants}"
+
+
+@pytest.mark.parametrize("preset", ["isv2048_ucf", "is2048_ucf", "is_shapes"])
+@pytest.mark.parametrize("fake_delta", [-1, 0, 1])
+def test_presets_without_real_clips_check_only_the_generated_count(preset, fake_delta):
+    p = PRESETS[preset]
+    assert p.num_real == 0
+    for num_real in (0, 7, 2048):
+        ok, _ = comparable(row(preset, num_real, p.num_fake + fake_delta))
+        assert ok == (fake_delta == 0), (num_real, fake_delta)
+
+
+@pytest.mark.parametrize("real_delta", [-1, 0, 1])
+def test_bits_per_dim_takes_exactly_its_real_clips_and_no_generated_ones(real_delta):
+    ok, _ = comparable(row("bpd", 2048 + real_delta, 0))
+    assert ok == (real_delta == 0)
+    assert not comparable(row("bpd", 2048, 1))[0], "bpd generates nothing"
+
+
+@pytest.mark.parametrize("verified, trust, ok, reason", [
+    ("True", "verified", True, "yes"),
+    ("pinned locally", "pinned locally", False, "pinned locally (first-use checksum)"),
+    ("True", None, False, "pinned locally"),  # rows written before trust levels
+    ("True", "unverified", False, "pinned locally"),  # a True column without the table's verification
+    ("False", "verified", False, "unverified detector weights"),
+    ("", "verified", False, "unverified detector weights"),
+])
+def test_only_table_verified_detector_weights_are_comparable(verified, trust, ok, reason):
+    detector = {"weights": "i3d.pt"} | ({"trust": trust} if trust else {"verified": True})
+    got, why = comparable(row("fvd2048_16f", 2048, 2048, verified, json.dumps({"detector": detector})))
+    assert got == ok and reason in why
+
+
+def test_every_reason_is_listed_and_unknown_presets_are_refused():
+    ok, why = comparable(row("fvd2048_16f", 2047, 2048, "False"))
+    assert not ok and why.count(";") == 1 and "unverified" in why and "sample counts" in why
+    assert comparable({"preset": "fvd999"}) == (False, "unknown preset fvd999")
