@@ -21,6 +21,7 @@ from zoo.datasets import build_dataset
 from zoo.datasets.base import ItemKey, VideoDataset, to_video
 from zoo.datasets.cliplist import ClipList, ClipListDataset, make_clip_list
 from zoo.datasets.clips import read_failure_log
+from zoo.datasets.transforms import draw_flip, flip_clip
 from zoo.errors import ZooError
 from zoo.video_io import from_uint8
 
@@ -92,7 +93,12 @@ class EpochReportingLoader(DataLoader):
 
 
 class RawItems(Dataset):
-    """A dataset's raw items (`VideoDataset.raw_item`: clips as uint8) for loaders that convert whole batches."""
+    """A dataset's raw items (`VideoDataset.raw_item`: clips as uint8) for loaders that convert whole batches.
+
+    With `data.hflip`, a training key's clip is mirrored left-right with p = 0.5, one draw per clip from the data
+    seed and the key's draw seed (`transforms.draw_flip`), so every dataset flips alike and a resumed run repeats the
+    flips. Evaluation clips are never flipped: StyleGAN-V's metrics build the real set with `xflip=False`
+    (`src/metrics/metric_main.py`), so the flip leaves real statistics and the protocol fingerprint unchanged."""
 
     def __init__(self, dataset: VideoDataset):
         self.dataset = dataset
@@ -101,7 +107,12 @@ class RawItems(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, key: ItemKey) -> dict[str, torch.Tensor]:
-        return self.dataset.raw_item(key)
+        item = self.dataset.raw_item(key)
+        _, draw = VideoDataset.split_key(key)
+        config = self.dataset.config
+        if config.hflip and draw is not None and draw_flip(config.seed, draw):
+            item["pixels"] = flip_clip(item["pixels"])
+        return item
 
 
 class WithImageFrames(RawItems):
@@ -121,7 +132,7 @@ class WithImageFrames(RawItems):
         self.frames, self.count, self.seed = frames, count, seed
 
     def __getitem__(self, key: ItemKey) -> dict[str, torch.Tensor]:
-        item = self.dataset.raw_item(key)
+        item = super().__getitem__(key)
         index, draw = VideoDataset.split_key(key)
         rng = np.random.default_rng([self.seed, 7919, index if draw is None else draw])
         own = self.dataset.item_name(index)
