@@ -283,8 +283,15 @@ class VideoDataModule(pl.LightningDataModule):
             return 0, 0
         model = trainer.lightning_module
         epoch = trainer.current_epoch
-        sampler_batches = len(self.dataset) // (self.batch_size * trainer.world_size)
+        sampler_batches = len(self.dataset) // (self.loader_batch_size * trainer.world_size)
         return epoch, max(0, getattr(model, "iteration", 0) - epoch * sampler_batches)
+
+    @property
+    def loader_batch_size(self) -> int:
+        """Clips per rank per step: `batch_size` times the real batches the fitted model asks for per step (its
+        `real_batches_per_step`: a GAN drawing a fresh real batch for each of its `n_dis` D updates), else 1."""
+        model = self.trainer.lightning_module if self.trainer else None
+        return self.batch_size * int(getattr(model, "real_batches_per_step", 1))
 
     def _independent_frames(self) -> int:
         if self.independent_frames is not None:
@@ -306,9 +313,10 @@ class VideoDataModule(pl.LightningDataModule):
         if self._independent_frames() > 0:
             dataset = WithIndependentFrames(dataset, self._one_frame_view(), self._independent_frames(), self.seed)
             collate = WithIndependentFrames.collate
-        sampler = ResumableSampler(len(self.dataset), self.batch_size, self.seed, rank, world, self._progress)
+        batch_size = self.loader_batch_size
+        sampler = ResumableSampler(len(self.dataset), batch_size, self.seed, rank, world, self._progress)
         # persistent workers are safe: the sampler lives in the main process and re-reads progress each epoch
-        return EpochReportingLoader(dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True,
+        return EpochReportingLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
                                     collate_fn=collate, on_epoch_end=self.report_failures, **self._loader_options())
 
     def teardown(self, stage: str) -> None:
