@@ -22,8 +22,8 @@ followed by one joint (non-separable) self-attention on the 4x4 x T map, the sam
 
 Choices where the sources are silent or disagree (also in the README):
 * D learning rate 5e-4: the v2 summary's value (the v1 text reads "2e-4?" and the unofficial Harrypotterrrr code uses
-  2e-4 with betas (0, 0.9)). The D:G ratio is 5:1, not BigGAN's: BigGAN trains D at 4e-4 and G at 1e-4 (4:1, its
-  Sec. 3 / Appendix C). `d_lr` changes it.
+  2e-4 with betas (0, 0.9)). The D:G ratio is 5:1, not BigGAN's 4:1 (BigGAN-PyTorch, the BigGAN author's reference
+  code, launches its ImageNet runs with `--G_lr 1e-4 --D_lr 4e-4`). `d_lr` changes it.
 * Widths come from BigGAN's architecture tables (BigGAN-PyTorch `G_arch` / `D_arch`), ch = 96 (`g_ch`, `d_ch`).
   G: BigGAN's 128x128 G, ch * min(16, resolution / r) channels at resolution r (16, 16, 8, 4, 2, 1 x ch from 4x4 to
   128x128); DVD-GAN doubles the residual blocks per resolution and adds a ConvGRU per group, which is where most of
@@ -33,7 +33,7 @@ Choices where the sources are silent or disagree (also in the README):
 * Frame BatchNorm statistics are synced over the whole batch under DDP (`FrameConditionalBatchNorm`: per-(channel,
   frame) sums all-reduced), as BigGAN / DVD-GAN normalise over all TPU cores' samples.
 * Every D update draws a fresh real batch (`fresh_real_batches`: the data layer serves `n_dis` batches per step), as
-  BigGAN's training loop does.
+  BigGAN-PyTorch's `train_fns.GAN_training_function` splits its loaded batch into one chunk per D step.
 * Fakes for D are drawn with uniformly random classes; the clip length is fixed by the per-frame BN statistics.
 * After every EMA update the EMA generator's spectral-norm vectors get 10 power iterations on the averaged weights
   (averaged u, v are not unit vectors, and torch's eval-mode spectral norm uses them as they are).
