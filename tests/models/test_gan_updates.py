@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
 import pytorch_lightning as pl
 import torch
 from torch import nn
@@ -13,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from zoo.config import DataConfig
 from zoo.datasets.datamodule import VideoDataModule
+from zoo.errors import ZooError
 from zoo.models.base import VideoSpec
 from zoo.models.gan import GANModel
 
@@ -123,3 +125,8 @@ def test_fresh_real_batches_resume_exactly():
     resumed.iteration = 1  # what a checkpoint of step 1 restores; the sampler skips the consumed batches
     fit_steps(resumed, steps=1)
     assert all(torch.equal(x, y) for x, y in zip(resumed.real_batches, straight.real_batches[2:]))
+
+
+def test_too_few_videos_for_the_fresh_batches_is_a_one_line_error():
+    with pytest.raises(ZooError, match="fresh_real_batches"):
+        fit_steps(ToyGAN(ToyConfig(n_dis=2, fresh_real_batches=True)), steps=1, batch_size=20)  # 40 > 32 videos

@@ -314,6 +314,10 @@ class VideoDataModule(pl.LightningDataModule):
             dataset = WithIndependentFrames(dataset, self._one_frame_view(), self._independent_frames(), self.seed)
             collate = WithIndependentFrames.collate
         batch_size = self.loader_batch_size
+        if batch_size > self.batch_size and len(self.dataset) < batch_size * world:
+            raise ZooError(f"the model draws {batch_size // self.batch_size} real batches per step "
+                           f"({batch_size} clips x {world} ranks) but the data has {len(self.dataset)} videos; "
+                           "lower train.batch_size or set model.fresh_real_batches=false")
         sampler = ResumableSampler(len(self.dataset), batch_size, self.seed, rank, world, self._progress)
         # persistent workers are safe: the sampler lives in the main process and re-reads progress each epoch
         return EpochReportingLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
