@@ -210,6 +210,7 @@ SEED_RANGE = "[0, 4294967295]"  # Lightning's seed_everything takes unsigned 32-
     clips_per_video="[1, 1000]", extra_frames="[0, 4096]", sparse_max_distance="[0, 2048]",
     num_workers="[0, 256]", decode_threads="[0, 256]",
     video_stream="[0, 1000]", decoder=("auto", "decord", "pyav"), max_bad_fraction="[0, 1]",
+    crop_jitter="[0, 1]",
 )
 @dataclass
 class DataConfig:
@@ -238,6 +239,8 @@ class DataConfig:
     prepared: str | None = None  # directory written by `zoo data prepare`; read instead of decoding
     index_cache: str | None = None  # directory of index caches (default $ZOO_CACHE or ~/.cache/video-zoo)
     max_bad_fraction: float = 0.01  # unreadable videos tolerated (fraction of the dataset) before a hard error
+    hflip: bool = False  # training clips: mirrored left-right with p = 0.5, one seeded draw per clip (all its frames)
+    crop_jitter: float = 0.0  # training clips: short_side_crop square moved off centre by up to this share of the slack
 
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")

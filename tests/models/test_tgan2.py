@@ -282,9 +282,9 @@ class GradientPhases(Callback):
         for name in ("discriminator_loss", "generator_loss"):
             original = getattr(model, name)
 
-            def wrapped(*args, _original=original, _phase=name[0]):
+            def wrapped(*args, _original=original, _phase=name[0], **kwargs):
                 self.phase = _phase
-                return _original(*args)
+                return _original(*args, **kwargs)
 
             setattr(model, name, wrapped)
         for net, tag in ((model.discriminator, "D"), (model.generator, "G")):

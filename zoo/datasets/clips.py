@@ -40,7 +40,7 @@ from zoo.datasets.base import ItemKey, VideoDataset
 from zoo.datasets.decode import DECODERS, DECORD_MISSING, DecodeError, decord_available, read_frames, video_reader
 from zoo.datasets.index import IndexEntry, build_index
 from zoo.datasets.prepared import PreparedVideos
-from zoo.datasets.transforms import RESIZE_POLICIES, resize_frames
+from zoo.datasets.transforms import RESIZE_POLICIES, draw_crop_shift, resize_frames
 from zoo.errors import ZooError
 from zoo.frame_sampling import sparse_frame_times
 
@@ -69,6 +69,9 @@ class ClipDataset(VideoDataset):
             raise ZooError(f"data.decoder must be one of {', '.join(DECODERS)}, got {config.decoder!r}")
         if config.decoder == "decord" and not decord_available():
             raise ZooError(f"data.decoder=decord: {DECORD_MISSING}")
+        if config.crop_jitter and config.prepared:
+            raise ZooError("data.crop_jitter needs the decoded frames: prepared frames are already cropped "
+                           "(drop data.prepared, or set data.crop_jitter=0)")
         if config.frames < 1 or config.frame_stride < 1 or config.resolution < 1:
             raise ZooError("data.frames, data.frame_stride and data.resolution must be positive")
         self.root = self._require_root()
@@ -194,7 +197,7 @@ class ClipDataset(VideoDataset):
         return (frames - 1) // self.config.frame_stride + 1
 
     # ------------------------------------------------------------------------------------------------- decoding
-    def read_clip(self, index: int, ids: list[int]) -> torch.Tensor:
+    def read_clip(self, index: int, ids: list[int], crop_shift: float = 0.0) -> torch.Tensor:
         """Decode (or read prepared) and resize the source frames `ids` of one video, without replacement:
         uint8 `[T, R, R, 3]`. Only those frames are decoded.
 
@@ -207,18 +210,19 @@ class ClipDataset(VideoDataset):
         if self._prepared is not None:
             return torch.from_numpy(self._prepared.read(record.path, ids))
         frames = read_frames(str(self.root / record.path), ids, record.meta, c.decoder, c.decode_threads)
-        return resize_frames(frames, c.resolution, c.resize)
+        return resize_frames(frames, c.resolution, c.resize, crop_shift)
 
     def _clip(self, index: int, times: list[float], draw: int | None) -> tuple[int, list[float], torch.Tensor]:
         """The clip of item `index` at `times` (strided frames), or a deterministic replacement if that video fails;
         returns (index, times, pixels)."""
         original = index
+        crop_shift = draw_crop_shift(self.config.seed, draw, self.config.crop_jitter) if draw is not None else 0.0
         for attempt in range(MAX_REPLACEMENTS):
             path = self.records[index].path
             if path not in self.failures:
                 try:
                     ids = [round(t * self.config.frame_stride) for t in times]
-                    return index, times, self.read_clip(index, ids)
+                    return index, times, self.read_clip(index, ids, crop_shift)
                 except DecodeError as e:
                     self._record_failure(path, str(e))
             index = int(np.random.default_rng([self.config.seed, 2, original, attempt]).integers(len(self)))

@@ -21,6 +21,7 @@ from zoo.datasets import build_dataset
 from zoo.datasets.base import ItemKey, VideoDataset, to_video
 from zoo.datasets.cliplist import ClipList, ClipListDataset, make_clip_list
 from zoo.datasets.clips import read_failure_log
+from zoo.datasets.transforms import draw_flip, flip_clip
 from zoo.errors import ZooError
 from zoo.video_io import from_uint8
 
@@ -92,7 +93,12 @@ class EpochReportingLoader(DataLoader):
 
 
 class RawItems(Dataset):
-    """A dataset's raw items (`VideoDataset.raw_item`: clips as uint8) for loaders that convert whole batches."""
+    """A dataset's raw items (`VideoDataset.raw_item`: clips as uint8) for loaders that convert whole batches.
+
+    With `data.hflip`, a training key's clip is mirrored left-right with p = 0.5, one draw per clip from the data
+    seed and the key's draw seed (`transforms.draw_flip`), so every dataset flips alike and a resumed run repeats the
+    flips. Evaluation clips are never flipped: StyleGAN-V's metrics build the real set with `xflip=False`
+    (`src/metrics/metric_main.py`), so the flip leaves real statistics and the protocol fingerprint unchanged."""
 
     def __init__(self, dataset: VideoDataset):
         self.dataset = dataset
@@ -101,7 +107,12 @@ class RawItems(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, key: ItemKey) -> dict[str, torch.Tensor]:
-        return self.dataset.raw_item(key)
+        item = self.dataset.raw_item(key)
+        _, draw = VideoDataset.split_key(key)
+        config = self.dataset.config
+        if config.hflip and draw is not None and draw_flip(config.seed, draw):
+            item["pixels"] = flip_clip(item["pixels"])
+        return item
 
 
 class WithImageFrames(RawItems):
@@ -121,7 +132,7 @@ class WithImageFrames(RawItems):
         self.frames, self.count, self.seed = frames, count, seed
 
     def __getitem__(self, key: ItemKey) -> dict[str, torch.Tensor]:
-        item = self.dataset.raw_item(key)
+        item = super().__getitem__(key)
         index, draw = VideoDataset.split_key(key)
         rng = np.random.default_rng([self.seed, 7919, index if draw is None else draw])
         own = self.dataset.item_name(index)
@@ -272,8 +283,15 @@ class VideoDataModule(pl.LightningDataModule):
             return 0, 0
         model = trainer.lightning_module
         epoch = trainer.current_epoch
-        sampler_batches = len(self.dataset) // (self.batch_size * trainer.world_size)
+        sampler_batches = len(self.dataset) // (self.loader_batch_size * trainer.world_size)
         return epoch, max(0, getattr(model, "iteration", 0) - epoch * sampler_batches)
+
+    @property
+    def loader_batch_size(self) -> int:
+        """Clips per rank per step: `batch_size` times the real batches the fitted model asks for per step (its
+        `real_batches_per_step`: a GAN drawing a fresh real batch for each of its `n_dis` D updates), else 1."""
+        model = self.trainer.lightning_module if self.trainer else None
+        return self.batch_size * int(getattr(model, "real_batches_per_step", 1))
 
     def _independent_frames(self) -> int:
         if self.independent_frames is not None:
@@ -295,9 +313,14 @@ class VideoDataModule(pl.LightningDataModule):
         if self._independent_frames() > 0:
             dataset = WithIndependentFrames(dataset, self._one_frame_view(), self._independent_frames(), self.seed)
             collate = WithIndependentFrames.collate
-        sampler = ResumableSampler(len(self.dataset), self.batch_size, self.seed, rank, world, self._progress)
+        batch_size = self.loader_batch_size
+        if batch_size > self.batch_size and len(self.dataset) < batch_size * world:
+            raise ZooError(f"the model draws {batch_size // self.batch_size} real batches per step "
+                           f"({batch_size} clips x {world} ranks) but the data has {len(self.dataset)} videos; "
+                           "lower train.batch_size or set model.fresh_real_batches=false")
+        sampler = ResumableSampler(len(self.dataset), batch_size, self.seed, rank, world, self._progress)
         # persistent workers are safe: the sampler lives in the main process and re-reads progress each epoch
-        return EpochReportingLoader(dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True,
+        return EpochReportingLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
                                     collate_fn=collate, on_epoch_end=self.report_failures, **self._loader_options())
 
     def teardown(self, stage: str) -> None:

@@ -5,6 +5,10 @@ and centre-cropping, as TGAN / MoCoGAN / StyleGAN-V prepare UCF-101, but cheaper
 Scaling is antialiased bilinear computed by torch's uint8 kernel on channels-last frames (the kernel torchvision's
 uint8 resize uses; about 5x faster on CPU than converting to float, within one grey level of the float result), so
 real frames are quantized exactly once. Every path (streaming, prepared, evaluation clips) goes through this function.
+
+Training-clip augmentation (TGANv2 / StyleGAN-V): `crop_shift` moves the short-side square off centre (TGANv2's random
+horizontal crop, `crop_left`), and `flip_clip` mirrors a clip left-right; each clip takes one draw for all its frames,
+from `augment_rng` (the data seed and the sampler's draw seed, like the clip start), so runs and resumes repeat them.
 """
 
 from __future__ import annotations
@@ -17,13 +21,49 @@ from einops import rearrange
 RESIZE_POLICIES = ("short_side_crop", "stretch")
 
 
-def resize_frames(frames: np.ndarray | torch.Tensor, resolution: int, policy: str = "short_side_crop") -> torch.Tensor:
+# streams of `augment_rng`, apart from the datasets' own draws (clip start, sparse times)
+FLIP_STREAM, CROP_STREAM = 101, 102
+
+
+def augment_rng(seed: int, stream: int, draw: int) -> np.random.Generator:
+    """The generator of one training-clip augmentation draw: data seed, augmentation stream, sampler draw seed."""
+    return np.random.default_rng([seed, stream, draw])
+
+
+def draw_flip(seed: int, draw: int) -> bool:
+    """Whether the training clip of draw seed `draw` is mirrored (p = 0.5)."""
+    return bool(augment_rng(seed, FLIP_STREAM, draw).random() < 0.5)
+
+
+def draw_crop_shift(seed: int, draw: int, jitter: float) -> float:
+    """Offset of the training clip's crop from the centre, in [-jitter, jitter] (uniform; `crop_left`)."""
+    return float(augment_rng(seed, CROP_STREAM, draw).uniform(-jitter, jitter)) if jitter > 0 else 0.0
+
+
+def flip_clip(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 `[T, H, W, C]` mirrored left-right, every frame alike."""
+    return frames.flip(2).contiguous()
+
+
+def crop_left(width: int, side: int, shift: float) -> int:
+    """Left edge of a `side`-wide crop of a `width`-wide frame, `shift` in [-1, 1] of the half slack off centre.
+
+    TGANv2 (`tgan2/datasets/h5video.py`, `_crop_center`) crops 192 of 256 columns at x0 ~ U{4, ..., 60}: the centre
+    32 +- 28, i.e. shift uniform in [-28/32, 28/32] = `crop_jitter` 0.875."""
+    slack = width - side
+    return min(slack, max(0, round(slack / 2 * (1 + shift))))
+
+
+def resize_frames(frames: np.ndarray | torch.Tensor, resolution: int, policy: str = "short_side_crop",
+                  crop_shift: float = 0.0) -> torch.Tensor:
     """Resize a clip to a square.
 
     Args:
         frames: uint8 `[T, H, W, C]`.
         resolution: output height = width.
         policy: `short_side_crop` | `stretch`.
+        crop_shift: `short_side_crop` of a wide frame: the square's horizontal offset from the centre, in [-1, 1]
+            of the half slack (`crop_left`); 0 = centre. Tall frames are cropped at the vertical centre always.
 
     Returns:
         uint8 `[T, resolution, resolution, C]` (contiguous).
@@ -34,7 +74,7 @@ def resize_frames(frames: np.ndarray | torch.Tensor, resolution: int, policy: st
     _, h, w, _ = x.shape
     if policy == "short_side_crop" and h != w:
         side = min(h, w)
-        top, left = (h - side) // 2, (w - side) // 2
+        top, left = (h - side) // 2, crop_left(w, side, crop_shift) if crop_shift else (w - side) // 2
         x = x[:, top : top + side, left : left + side]
         h = w = side
     if (h, w) == (resolution, resolution):

@@ -22,13 +22,20 @@ followed by one joint (non-separable) self-attention on the 4x4 x T map, the sam
 
 Choices where the sources are silent or disagree (also in the README):
 * D learning rate 5e-4: the v2 summary's value (the v1 text reads "2e-4?" and the unofficial Harrypotterrrr code uses
-  2e-4 with betas (0, 0.9)); G 1e-4 with D 5e-4 is BigGAN's TTUR ratio as well. `d_lr` changes it.
-* Widths follow BigGAN's 128x128 schedule, ch * min(16, resolution / r) channels at resolution r, with ch = 96
-  (`g_ch`, `d_ch`); the paper does not list DVD-GAN's widths. D_S uses BigGAN's D (down-blocks to 4x4, then one
-  block without down-sampling); D_T the same schedule from half the resolution. D has no attention (not described).
-* No cross-replica BatchNorm: under DDP each rank normalises its own batch (BigGAN/DVD-GAN sync statistics over TPUs).
+  2e-4 with betas (0, 0.9)). The D:G ratio is 5:1, not BigGAN's 4:1 (BigGAN-PyTorch, the BigGAN author's reference
+  code, launches its ImageNet runs with `--G_lr 1e-4 --D_lr 4e-4`). `d_lr` changes it.
+* Widths come from BigGAN's architecture tables (BigGAN-PyTorch `G_arch` / `D_arch`), ch = 96 (`g_ch`, `d_ch`).
+  G: BigGAN's 128x128 G, ch * min(16, resolution / r) channels at resolution r (16, 16, 8, 4, 2, 1 x ch from 4x4 to
+  128x128); DVD-GAN doubles the residual blocks per resolution and adds a ConvGRU per group, which is where most of
+  its parameters are (a 3x3 ConvGRU at 16 x 96 channels holds 127M). D_S is BigGAN's D for the frame resolution
+  (`d_widths`: down-blocks to 4x4, then one block at 4x4; 1, 2, 4, 8, 16, 16 x ch at 128); D_T is BigGAN's D for the
+  pooled resolution (at 128: the 64x64 D, 1, 2, 4, 8, 16 x ch). D has no attention (not described).
+* Frame BatchNorm statistics are synced over the whole batch under DDP (`FrameConditionalBatchNorm`: per-(channel,
+  frame) sums all-reduced), as BigGAN / DVD-GAN normalise over all TPU cores' samples.
+* Every D update draws a fresh real batch (`fresh_real_batches`: the data layer serves `n_dis` batches per step), as
+  BigGAN-PyTorch's `train_fns.GAN_training_function` splits its loaded batch into one chunk per D step.
 * Fakes for D are drawn with uniformly random classes; the clip length is fixed by the per-frame BN statistics.
-* After every EMA update the EMA generator's spectral-norm vectors get 3 power iterations on the averaged weights
+* After every EMA update the EMA generator's spectral-norm vectors get 10 power iterations on the averaged weights
   (averaged u, v are not unit vectors, and torch's eval-mode spectral norm uses them as they are).
 """
 
@@ -85,6 +92,7 @@ class DVDGANConfig:
     temporal_pool: int = 2  # D_T's average pooling of H and W (factor)
     temporal_3d_blocks: int = 2  # D_T's first residual blocks that are 3-D (the rest are 2-D per frame)
     n_dis: int = 2  # D updates per G update
+    fresh_real_batches: bool = True  # a new real batch for every D update (BigGAN's loop); false: one per step
     g_lr: float = 1e-4  # Adam learning rate of G
     d_lr: float = 5e-4  # Adam learning rate of D_S and D_T (one optimizer); see the module docstring
     beta1: float = 0.0  # Adam beta1 (G and D)
@@ -95,6 +103,14 @@ class DVDGANConfig:
 
 def _width(ch: int, resolution: int, r: int) -> int:
     return ch * min(16, resolution // r)
+
+
+def d_widths(resolution: int) -> list[int]:
+    """Channel multipliers of BigGAN's D at `resolution` (BigGAN-PyTorch `D_arch` out_channels): one down-block per
+    halving to 4x4, doubling to at most 16, then one block at 4x4 that doubles once more (64: 1, 2, 4, 8, 16;
+    128: 1, 2, 4, 8, 16, 16)."""
+    downs = int(math.log2(resolution // 4))
+    return [min(16, 2**i) for i in range(downs + 1)]
 
 
 class DVDGANGenerator(nn.Module):
@@ -155,13 +171,12 @@ class SpatialDiscriminator(nn.Module):
     def __init__(self, config: DVDGANConfig, spec: VideoSpec, num_classes: int):
         super().__init__()
         self.k = config.k_frames
-        downs = int(math.log2(spec.resolution // 4))
-        widths = [config.d_ch * min(16, 2**i) for i in range(downs)]
+        *widths, last = [config.d_ch * m for m in d_widths(spec.resolution)]
         blocks = [DBlock(a, b, dims=2, preactivation=i > 0) for i, (a, b) in enumerate(zip([spec.channels] + widths,
                                                                                                 widths))]
-        blocks.append(DBlock(widths[-1], widths[-1], dims=2, downsample=False))
+        blocks.append(DBlock(widths[-1], last, dims=2, downsample=False))
         self.blocks = nn.Sequential(*blocks)
-        self.head = ProjectionHead(widths[-1], num_classes)
+        self.head = ProjectionHead(last, num_classes)
 
     def select_frames(self, videos: torch.Tensor) -> torch.Tensor:
         """Per clip, `k` distinct random frame indices `(B, k)` (different draws for different clips)."""
@@ -184,8 +199,7 @@ class TemporalDiscriminator(nn.Module):
     def __init__(self, config: DVDGANConfig, spec: VideoSpec, num_classes: int):
         super().__init__()
         self.pool = config.temporal_pool
-        downs = int(math.log2(spec.resolution // self.pool // 4))
-        widths = [config.d_ch * min(16, 2**i) for i in range(downs)]
+        *widths, last = [config.d_ch * m for m in d_widths(spec.resolution // self.pool)]
         blocks3d, blocks2d, t = [], [], spec.frames
         for i, (a, b) in enumerate(zip([spec.channels] + widths, widths)):
             if i < config.temporal_3d_blocks:
@@ -193,9 +207,9 @@ class TemporalDiscriminator(nn.Module):
                 t = t // 2 if t >= 2 else t
             else:
                 blocks2d.append(DBlock(a, b, dims=2, preactivation=i > 0))
-        blocks2d.append(DBlock(widths[-1], widths[-1], dims=2, downsample=False))
+        blocks2d.append(DBlock(widths[-1], last, dims=2, downsample=False))
         self.blocks3d, self.blocks2d = nn.Sequential(*blocks3d), nn.Sequential(*blocks2d)
-        self.head = ProjectionHead(widths[-1], num_classes)
+        self.head = ProjectionHead(last, num_classes)
 
     def pooled(self, videos: torch.Tensor) -> torch.Tensor:
         """What D_T looks at: `(B, C, T, H / p, W / p)`, each frame average-pooled p x p."""

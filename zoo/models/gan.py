@@ -6,13 +6,21 @@ loss is computed *inside* its optimizer's toggle (Lightning's `toggle_optimizer`
 parameters of every other optimizer), so the generator's backward pass flows through D's activations but never
 accumulates gradients into D's weights, and vice versa.
 
-The data layer serves one real batch per training step; every discriminator update of that step sees it (BigGAN
-instead splits a larger loaded batch into `n_dis` chunks; a model that wants that overrides `discriminator_batches`).
+Real batches. By default the data layer serves one real batch per training step and every discriminator update of
+the step sees it. A model whose config sets `fresh_real_batches` (BigGAN / DVD-GAN, TGANv2 with n_dis > 1) asks the
+data layer for `n_dis` batches per step (`real_batches_per_step`, read by `VideoDataModule`): the step's loaded batch
+is then `n_dis` times larger, D update k sees chunk k, and the G update chunk 0 (G uses no real pixels, only labels).
+The data stream stays a function of the step, so resume is exact.
+
+Simultaneous update. With `simultaneous_update` in the config (TGANv2's official `DiracUpdater`), the first update of
+a step computes G's gradient and D's gradient from the same fakes, both at the pre-update weights, and only then steps
+both optimizers; the remaining `n_dis - 1` D updates follow as usual. A model offering it implements `draw_fakes`
+and accepts `fakes=` in both losses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -51,6 +59,15 @@ class GANModel(VideoGenerativeModel):
     def n_dis(self) -> int:
         return int(getattr(self.config, "n_dis", 1))
 
+    @property
+    def real_batches_per_step(self) -> int:
+        """Real batches the data layer serves per step: `n_dis` with `fresh_real_batches`, else 1."""
+        return self.n_dis if getattr(self.config, "fresh_real_batches", False) else 1
+
+    @property
+    def simultaneous_update(self) -> bool:
+        return bool(getattr(self.config, "simultaneous_update", False))
+
     # -- to implement -----------------------------------------------------------------------------------------------
 
     def discriminator_loss(self, batch: dict[str, torch.Tensor], step: int) -> tuple[torch.Tensor, Losses]:
@@ -59,23 +76,41 @@ class GANModel(VideoGenerativeModel):
     def generator_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Losses]:
         raise NotImplementedError
 
+    def draw_fakes(self, batch: dict[str, torch.Tensor]) -> Any:
+        """Fakes for `batch` with the graph to G (simultaneous update only); both losses accept them as `fakes=`."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement the simultaneous update")
+
     # -- the shared step --------------------------------------------------------------------------------------------
 
     def optimize(self, optimizer, loss_fn: Callable[[], tuple[torch.Tensor, Losses]]) -> Losses:
         """One update of `optimizer`: the loss is computed and back-propagated while only its parameters train."""
+        logs = self.backward_only(optimizer, loss_fn)
+        optimizer.step()
+        return logs
+
+    def backward_only(self, optimizer, loss_fn: Callable[[], tuple[torch.Tensor, Losses]]) -> Losses:
+        """`optimize` without the step: the gradient of `optimizer`'s parameters is left in `.grad`."""
         self.toggle_optimizer(optimizer)
         try:
             loss, logs = loss_fn()
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
-            optimizer.step()
         finally:
             self.untoggle_optimizer(optimizer)
         return {name: value.detach() for name, value in logs.items()}
 
-    def discriminator_batches(self, batch: dict[str, torch.Tensor]) -> Iterable[dict[str, torch.Tensor]]:
-        """The real batch each of the `n_dis` discriminator updates sees (default: the step's batch every time)."""
-        return [batch] * self.n_dis
+    def discriminator_batches(self, batch: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        """The real batch each of the `n_dis` discriminator updates sees: the step's batch every time, or, with
+        `fresh_real_batches`, its `n_dis` equal chunks (the data layer loaded `n_dis` batches)."""
+        chunks = self.real_batches_per_step
+        if chunks == 1:
+            return [batch] * self.n_dis
+        size = len(batch["video"])
+        if size % chunks:
+            raise ValueError(f"a step's batch of {size} clips does not split into {chunks} real batches")
+        per = size // chunks
+        return [{k: v[i * per:(i + 1) * per] if isinstance(v, torch.Tensor) and len(v) == size else v
+                 for k, v in batch.items()} for i in range(chunks)]
 
     def discriminator_update(self, batch: dict[str, torch.Tensor], optimizers: list, step: int) -> Losses:
         """One discriminator update (default: one optimizer, `discriminator_loss`)."""
@@ -83,12 +118,32 @@ class GANModel(VideoGenerativeModel):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         g_optimizer, *d_optimizers = self.optimizers()
+        d_batches = self.discriminator_batches(batch)
         logs: Losses = {}
-        for step, d_batch in enumerate(self.discriminator_batches(batch)):
-            logs.update(self.discriminator_update(d_batch, d_optimizers, step))
-        logs.update(self.optimize(g_optimizer, lambda: self.generator_loss(batch)))
+        if self.simultaneous_update:
+            logs.update(self.simultaneous_step(d_batches[0], g_optimizer, d_optimizers[0]))
+            for step, d_batch in enumerate(d_batches[1:], start=1):
+                logs.update(self.discriminator_update(d_batch, d_optimizers, step))
+        else:
+            for step, d_batch in enumerate(d_batches):
+                logs.update(self.discriminator_update(d_batch, d_optimizers, step))
+            logs.update(self.optimize(g_optimizer, lambda: self.generator_loss(d_batches[0])))
         self.update_generator_ema()
         self.log_losses(logs, prog_bar=self.progress_bar_losses)
+
+    def simultaneous_step(self, batch: dict[str, torch.Tensor], g_optimizer, d_optimizer) -> Losses:
+        """G's and D's gradients from the same fakes at the pre-update weights, then both steps (`DiracUpdater`)."""
+        shared: dict[str, Any] = {}
+
+        def generator_loss():
+            shared["fakes"] = self.draw_fakes(batch)
+            return self.generator_loss(batch, fakes=shared["fakes"])
+
+        logs = self.backward_only(g_optimizer, generator_loss)
+        logs.update(self.backward_only(d_optimizer, lambda: self.discriminator_loss(batch, 0, fakes=shared["fakes"])))
+        g_optimizer.step()
+        d_optimizer.step()
+        return logs
 
     # -- generator EMA ------------------------------------------------------------------------------------------------
 

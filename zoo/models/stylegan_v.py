@@ -12,16 +12,25 @@ network (skip architecture, modulated convolutions, no per-pixel noise). Any rea
 
 The discriminator (Sec. 3.2) is a StyleGAN2 ResNet discriminator applied per frame; the features of the k = 3 frames
 of a clip are concatenated at 16x16 (channels halved there) and processed jointly; the time gaps between the frames
-are embedded (a learned embedding of the rounded gap + fixed Fourier features), mapped by an 8-layer MLP and used as
-the projection conditioning of the output. Training is sparse (Sec. 3.3): 3 frames per clip, gaps from
+are embedded (a learned embedding of the rounded gap + fixed Fourier features), mapped by a 2-layer MLP (the official
+`train.py` sets `D_kwargs.mapping_kwargs.num_layers = 2`, overriding the class default of 8) and used as the
+projection conditioning of the output. Training is sparse (Sec. 3.3): 3 frames per clip, gaps from
 {2, 4, 8, 16, 32} (max distance 32), generated frames at fractional times.
 
 Hyper-parameters are the official `stylegan-v.yaml` with StyleGAN2-ADA's `auto` preset at 256^2, batch 64 (UCF-101):
 mapping 2 layers, channel_base 16384, channel_max 512, Adam lr 0.0025, betas (0, 0.99), R1 gamma
 0.0002 * 256^2 / 64 = 0.2048 applied lazily every 16 D steps, lr and betas compensated for lazy regularization as in
 StyleGAN2 (G by 4/5: its path-length phase is a no-op with weight 0, D by 16/17), G EMA with a half-life of
-batch * 10 / 32 kimg and a 5% ramp-up, non-saturating loss, minibatch-std group 4, ADA target 0.6 with the same
-augmentation for every frame of a clip (video-consistent).
+batch * 10 / 32 kimg (in clips per step) and no ramp-up, non-saturating loss, minibatch-std group 4, ADA target 0.6
+with ada_kimg 100 and the same augmentation for every frame of a clip (video-consistent). The official `train.py`
+turns the `auto` preset's 5% EMA ramp-up off and sets ada_kimg to 100 for every run not started with `resume=latest`
+or `noresume` (its `resume` default is None, so a fresh run takes this branch): these are the defaults here.
+
+Kimg counts frames. The official loop advances `cur_nimg` by `batch_size * num_frames_per_video` per step, so its
+25,000 kimg at batch 64 and 3 frames are ceil(25e6 / 192) = 130,209 steps (`training_steps_for_kimg`). Only the
+training length and the EMA ramp-up (`cur_nimg * ema_rampup`, off by default) read that count; the EMA decay
+(0.5 ** (batch / ema_nimg)) and ADA's step (batch * interval / (ada_kimg * 1000)) use the batch in clips, and lazy R1
+runs when the step index is a multiple of 16: each follows the official expression (`training_loop.py`).
 
 Checked against the official code (`universome/stylegan-v`, `src/training/{networks,layers,motion,loss}.py`); layers
 are written in plain PyTorch (`zoo/models/layers/stylegan.py`). Deviations:
@@ -97,7 +106,7 @@ class StyleGANVConfig:
     concat_res: int = 16  # D: resolution at which the frames' features are concatenated
     frames_div_factor: int = 2  # D: channels divided by this before concatenation
     time_gap_embed_dim: int = 256  # D: learned embedding of the rounded time gap
-    d_mapping_layers: int = 8  # D: MLP of the time-gap conditioning
+    d_mapping_layers: int = 2  # D: MLP of the time-gap conditioning (official train.py overrides the default 8 to 2)
     mbstd_group_size: int = 4  # minibatch-std group
     sample_frames: int = 16  # frames `sample()` renders by default (training sees sparse frames)
     max_distance: int = 32  # largest gap between a generated clip's first and last frame (as the data's)
@@ -107,12 +116,12 @@ class StyleGANVConfig:
     r1_gamma: float = 0.2048  # 0.0002 * resolution^2 / batch at 256^2, batch 64 (the `auto` heuristic)
     r1_interval: int = 16  # lazy R1: every this many D steps, weighted by the interval
     g_reg_interval: int = 4  # G's lazy-regularization interval (only its lr / betas compensation applies)
-    ema_kimg: float = 20.0  # G EMA half-life in thousands of images (batch * 10 / 32)
-    ema_rampup: float = 0.05  # half-life <= this fraction of the images seen so far (None-like: 0 = off)
+    ema_kimg: float = 20.0  # G EMA half-life in thousands of clips (batch * 10 / 32)
+    ema_rampup: float = 0.0  # half-life <= this fraction of the frames seen so far; 0 = off (official fresh runs)
     augment: bool = True  # adaptive, video-consistent augmentation (ADA)
     ada_target: float = 0.6  # target of E[sign(D(real))]
     ada_interval: int = 4  # steps between adjustments of p
-    ada_kimg: float = 500.0  # thousands of images for p to move by 1
+    ada_kimg: float = 100.0  # thousands of clips for p to move by 1 (official fresh runs: 100, not the preset's 500)
 
     def check_experiment(self, data, train) -> None:
         """What the networks need of the data and batch (each of these settings crashed the first step)."""
@@ -355,6 +364,13 @@ class Discriminator(nn.Module):
 # -- the model -------------------------------------------------------------------------------------------------------
 
 
+def training_steps_for_kimg(kimg: float, batch_size: int, frames_per_clip: int) -> int:
+    """Steps of an official run of `kimg` thousand images: it stops once `cur_nimg >= kimg * 1000`, and `cur_nimg`
+    grows by `batch_size * frames_per_clip` a step (25,000 kimg, batch 64, 3 frames: 130,209 steps)."""
+    return math.ceil(kimg * 1000 / (batch_size * frames_per_clip))
+
+
+
 @register_model(
     "stylegan_v",
     description="continuous-time video GAN: StyleGAN2 synthesis + acyclic time encoding, sparse 3-frame training",
@@ -424,7 +440,9 @@ class StyleGANV(GANModel):
         """Generator times for a batch: the data's sparse sampling with fractional offsets (official `gen_t`)."""
         b, k = real_times.shape
         rng = np.random.default_rng(int(torch.randint(2**62, ()).item()))  # seeded by the step's torch seed
-        lengths = video_length.tolist() if video_length is not None else [self.config.max_num_frames] * b
+        # official: the length of a video, at most the dataset's max_num_frames (1024)
+        longest = self.config.max_num_frames
+        lengths = [min(x, longest) for x in video_length.tolist()] if video_length is not None else [longest] * b
         times = [sparse_frame_times(k, self.config.max_distance, length, rng, fractional=True) for length in lengths]
         return torch.tensor(times, dtype=torch.float32, device=self.device)
 
@@ -479,15 +497,24 @@ class StyleGANV(GANModel):
         loss = nonsaturating_g_loss(self.discriminate(fake, fake_t))
         return loss, {"g_loss": loss}
 
-    @torch.no_grad()
-    def update_generator_ema(self) -> None:
-        """EMA with StyleGAN2-ADA's half-life schedule: beta = 0.5 ** (batch / ema_images), ramped up."""
+    def frames_seen(self, iteration: int, clips_per_step: int) -> int:
+        """The official `cur_nimg` before step `iteration`: it counts frames, `batch * num_frames_per_video` a step."""
+        return iteration * clips_per_step * self.spec.frames
+
+    def ema_beta(self, clips_per_step: int) -> float:
+        """EMA decay of this step (official `training_loop.py`): half-life `ema_kimg * 1000` clips, capped by
+        `ema_rampup * cur_nimg` (frames seen before this step) when the ramp-up is on."""
         c = self.config
-        batch = self.batch_size * self.trainer.world_size  # images per step, all ranks
         half_life = c.ema_kimg * 1000
         if c.ema_rampup:
-            half_life = min(half_life, (self.iteration + 1) * batch * c.ema_rampup)
-        beta = 0.5 ** (batch / max(half_life, 1e-8))
+            half_life = min(half_life, self.frames_seen(self.iteration, clips_per_step) * c.ema_rampup)
+        return 0.5 ** (clips_per_step / max(half_life, 1e-8))
+
+    @torch.no_grad()
+    def update_generator_ema(self) -> None:
+        """EMA with StyleGAN2-ADA's half-life schedule (`ema_beta`), then ADA's adjustment."""
+        batch = self.batch_size * self.trainer.world_size  # clips per step, all ranks
+        beta = self.ema_beta(batch)
         ema = self.generator_ema.module
         torch._foreach_lerp_(list(ema.parameters()), list(self.generator.parameters()), 1 - beta)
         for b_ema, b in zip(ema.buffers(), self.generator.buffers()):

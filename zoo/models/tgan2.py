@@ -28,10 +28,11 @@ lambda 10, n_dis 3, subsample_batch on; `conf/gen/tgan_multi_192x256.yml` 3 Conv
 Deviations:
 * Adam eps is 8e-8 as in every official config (`eps: 0.00000008`; the paper notes say 1e-8), applied PyTorch-style
   (eps added to the bias-corrected sqrt(v); Chainer adds it before the bias correction of the step size).
-* Update order: the official updater makes the G update first, from the fakes the first D update then reuses; here
-  (the zoo's `GANModel`) each step is `n_dis` D updates then one G update with fresh fakes. With n_dis = 1 this is the
-  same alternation shifted by half a step. With n_dis > 1 the official code draws a new real batch per D update; here
-  all D updates of a step see the step's batch.
+Update (`DiracUpdater.update_core`): a *simultaneous* update. The first pass of a step draws one real batch and one
+batch of fakes, scores both with the current D, back-propagates G's loss (at the pre-update D) and D's loss (the
+same fakes, detached) and steps both optimizers; with n_dis > 1 the next passes are D-only updates, each on a fresh
+real batch and fresh fakes. Here: `simultaneous_update` and `fresh_real_batches` of the `GANModel` base (both on).
+This is not an alternation: an alternating step would score G's fakes with the D just updated.
 * Class-conditional variant: the official generator builds conditional BatchNorm layers when `n_classes > 0` but its
   forward never passes the labels (it would fail), and its updater passes labels where the generator expects
   `n_frames`. Here labels reach every conditional BN (generator) and every level's projection head (discriminator),
@@ -39,7 +40,9 @@ Deviations:
 * Level count and block widths are config fields so that small resolutions work: `channel_multipliers` lists the
   blocks (official 16, 8, 4, 2, 1, 1 x ch = 32), `levels` rendering heads follow the last `levels` blocks, and the
   base map is `resolution / 2^len(channel_multipliers)` (official `t_size`: 3 for 192, 4 for 256).
-* No random horizontal flip of real clips (the zoo's data layer has none).
+* Real-clip augmentation is the data layer's (`experiments/tgan2/ucf101.yaml`): `data.hflip` (official `xflip`,
+  p = 0.5) and `data.crop_jitter: 0.875` (official `_crop_center`: 192 of 256 columns at x0 ~ U{4..60}, the centre
+  +- 28 px of the 32 px half slack), drawn per clip from the data seed.
 """
 
 from __future__ import annotations
@@ -89,6 +92,8 @@ class TGANv2Config:
     class_conditional: bool = False  # conditional BN in G and projection in D (needs a labelled dataset)
     gp_weight: float = 0.5  # lambda of the zero-centred penalty on real data, summed over batch (conf/dirac: 10)
     n_dis: int = 1  # discriminator updates per generator update (README UCF command; conf/dirac.yml: 3)
+    simultaneous_update: bool = True  # G and D gradients from the same fakes at pre-update weights (DiracUpdater)
+    fresh_real_batches: bool = True  # a new real batch per D update (DiracUpdater calls the iterator n_dis times)
     lr: float = 1e-4  # Adam step size (alpha), G and D
     beta1: float = 0.0  # Adam beta1
     beta2: float = 0.9  # Adam beta2
@@ -360,24 +365,29 @@ class TGANv2(GANModel):
         """Training-mode generator output: per-level fake videos and their labels."""
         return self.generator(self.uniform_noise(n), labels, self.spec.frames)
 
-    def discriminator_loss(self, batch: dict[str, torch.Tensor], step: int) -> tuple[torch.Tensor, Losses]:
+    def draw_fakes(self, batch: dict[str, torch.Tensor]):
+        """Per-level fakes for `batch` and their labels, with the graph to G."""
+        return self.fakes(len(batch["video"]), self._batch_labels(batch))
+
+    def discriminator_loss(self, batch: dict[str, torch.Tensor], step: int, fakes=None) -> tuple[torch.Tensor, Losses]:
         video, labels = batch["video"], self._batch_labels(batch)
         reals, real_labels = self.real_levels(video, labels)
         penalize = self.config.gp_weight > 0
         if penalize:
             reals = [x.detach().requires_grad_(True) for x in reals]
-        with torch.no_grad():
-            fakes, fake_labels = self.fakes(len(video), labels)  # fakes conditioned on the real labels (official)
+        if fakes is None:
+            with torch.no_grad():
+                fakes = self.fakes(len(video), labels)  # fakes conditioned on the real labels (official)
+        fake_videos, fake_labels = [x.detach() for x in fakes[0]], fakes[1]
         real_scores = self.discriminator(reals, real_labels)
-        fake_scores = self.discriminator(fakes, fake_labels)
+        fake_scores = self.discriminator(fake_videos, fake_labels)
         d_loss = nonsaturating_d_loss(torch.cat(real_scores), torch.cat(fake_scores))
         gp = zero_centred_gradient_penalty_sum(real_scores, reals) if penalize else video.new_zeros(())
         return d_loss + self.config.gp_weight * gp, {"d_loss": d_loss, "gp": gp}
 
-    def generator_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Losses]:
-        labels = self._batch_labels(batch)
-        fakes, fake_labels = self.fakes(len(batch["video"]), labels)
-        g_loss = nonsaturating_g_loss(torch.cat(self.discriminator(fakes, fake_labels)))
+    def generator_loss(self, batch: dict[str, torch.Tensor], fakes=None) -> tuple[torch.Tensor, Losses]:
+        fake_videos, fake_labels = fakes if fakes is not None else self.draw_fakes(batch)
+        g_loss = nonsaturating_g_loss(torch.cat(self.discriminator(fake_videos, fake_labels)))
         return g_loss, {"g_loss": g_loss}
 
     def learning_rate(self, step: int) -> float:
