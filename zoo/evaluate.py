@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from zoo import __version__
-from zoo.config import DataConfig, parse_set, stable_hash, update_dataclass
+from zoo.config import DataConfig, heldout_data_config, parse_set, stable_hash, update_dataclass
 from zoo.errors import ZooError
 from zoo.metrics.detectors.weights import sha256_of
 from zoo.metrics.feature_metric import VideoFeatureMetric, as_pixels
@@ -195,6 +195,8 @@ def data_overrides(assignments: list[str]) -> dict:
 def group_data_config(request: EvalRequest, run: dict, preset: Preset) -> DataConfig:
     """The data config of a metric group: the real data's (which also sizes `--fake-dir` videos), or a plain one
     at the preset's clip length when no real data takes part (IS of a folder)."""
+    if preset.metric == "bpd":  # held-out clips: the ones the model trained on would flatter its likelihood
+        return heldout_data_config(real_data_config(request, run, preset))
     if preset.num_real or request.ckpt or request.data or request.real_dir:
         return real_data_config(request, run, preset)
     changes = {"frames": preset.frames, "frame_stride": preset.frame_stride}
@@ -560,7 +562,7 @@ def _run_bpd(request: EvalRequest, preset: Preset, model, run: dict, rank: int, 
     from zoo.video_io import from_uint8
 
     preset = dataclasses.replace(preset, frames=model.spec.frames)
-    config = update_dataclass(real_data_config(request, run, preset), {"split": "test"}, "data")
+    config = group_data_config(request, run, preset)
     dataset, clip_list, fingerprint = real_clips(config, request, preset.num_real)
     total = torch.zeros(2, dtype=torch.float64, device=device)  # (sum of per-clip bits/dim, clips)
     loader = real_loader(dataset, clip_list, preset.num_real, rank, world, request.batch_size, config.num_workers)

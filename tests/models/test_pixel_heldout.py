@@ -91,9 +91,6 @@ def test_zoo_eval_bpd_scores_the_test_split(trained, built_data_configs):
     assert (scored.frames, scored.resolution) == (config.data.frames, config.data.resolution)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="known bug: zoo eval --metric bpd keeps the training data seed, so on procedural data "
-                   "(shapes ignores the split) it scores training videos; remove this mark with the fix")
 def test_zoo_eval_bpd_on_shapes_scores_no_training_video(trained, built_data_configs):
     config, _, _ = trained
     scored = scored_bpd_config(trained, built_data_configs)
@@ -104,9 +101,6 @@ def test_zoo_eval_bpd_on_shapes_scores_no_training_video(trained, built_data_con
                    v < len(training)), "a scored clip is a clip of a training video"
 
 
-@pytest.mark.xfail(strict=True, raises=zoo.errors.ZooError,
-                   reason="known bug: zoo eval's up-front data check uses the bpd preset's 16 frames, not the model's "
-                   "clip length, so videos shorter than 16 frames are refused; remove this mark with the fix")
 def test_zoo_eval_bpd_checks_the_real_data_at_the_models_clip_length(tmp_path):
     """A 2-frame pixel model trained on 6-frame videos is scored on those videos' test clips of 2 frames."""
     from tests.datasets.media import write

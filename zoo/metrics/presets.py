@@ -96,10 +96,14 @@ def eval_frames(sample_frames: int | None, trained_frames: int) -> int:
 
 def for_checkpoint(preset: Preset, run: dict) -> Preset:
     """`preset` as it scores the checkpoint whose record (`checkpoint["zoo"]`) is `run`: at the model's own clip
-    length for `MODEL_LENGTH_PRESETS`, unchanged for published protocols."""
+    length for `MODEL_LENGTH_PRESETS` (bits/dim: its training clip length), unchanged for published protocols."""
     trained_frames = (run.get("spec") or {}).get("frames")
-    if preset.name not in MODEL_LENGTH_PRESETS or not isinstance(trained_frames, int):
+    if not isinstance(trained_frames, int):
         return preset  # (a record without a spec is refused, with the reason, when the model is loaded)
+    if preset.metric == "bpd":  # a likelihood over the model's own clips
+        return replace(preset, frames=trained_frames)
+    if preset.name not in MODEL_LENGTH_PRESETS:
+        return preset
     sample_frames = (run.get("model_config") or {}).get("sample_frames")
     return replace(preset, frames=eval_frames(sample_frames, trained_frames))
 

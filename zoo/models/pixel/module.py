@@ -23,7 +23,6 @@ Deviations, all for the zoo's scale or because the papers leave a detail open:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -32,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from zoo.config import valid_ranges
+from zoo.config import heldout_data_config, valid_ranges
 from zoo.errors import ZooError
 from zoo.models.base import VideoGenerativeModel, VideoSpec
 from zoo.models.pixel.common import LEVELS, FrameDecoder
@@ -234,7 +233,7 @@ class HeldOutBitsPerDim(pl.Callback):
         if pl_module.iteration % self.every:
             return
         datamodule = trainer.datamodule
-        config = dataclasses.replace(datamodule.config, split="test", seed=datamodule.config.seed + 1)
+        config = heldout_data_config(datamodule.config)
         held_out = type(datamodule)(config, datamodule.batch_size, datamodule.seed, eval_clips=self.clips)
         total = torch.zeros(2, dtype=torch.float64, device=pl_module.device)  # (sum of bits/dim, clips)
         with pl_module.evaluating():
