@@ -69,7 +69,8 @@ def add_data_tools(tools) -> None:
 
     p = tools.add_parser("check", help="count found / missing / unreadable / too-short videos",
                          description="Index a dataset copy and report what is usable; --decode also reads the first "
-                                     "and last frame of every video.")
+                                     "and last frame of every video. Exit status: 0 every file usable, 1 some file "
+                                     "bad (listed above the counts), 2 the copy cannot be checked (one-line error).")
     _add_common(p)
     p.add_argument("--decode", action="store_true", help="decode first and last frame of every video")
     p.set_defaults(run=run_check)
@@ -96,7 +97,12 @@ def run_prepare(args) -> None:
           f"{counts['failed']} failed) in {Path(args.out)}; train with --set data.prepared={args.out}")
 
 
-def run_check(args) -> None:
+CHECK_OK, CHECK_BAD = 0, 1  # `zoo data check` exit status: every file usable | some file bad (listed); 2: error
+
+
+def run_check(args) -> int:
+    """Report the copy; exit status `CHECK_BAD` when any file counts as bad (missing where the dataset counts
+    missing files, unreadable, too large, or, with --decode, undecodable), so scripts can rely on it."""
     from tqdm import tqdm
 
     from zoo.datasets.decode import DecodeError, read_frames
@@ -104,9 +110,10 @@ def run_check(args) -> None:
     dataset = _build(args, max_bad_fraction=1.0)
     if not hasattr(dataset, "records"):
         print(f"{args.data}: procedural, {len(dataset)} videos, nothing to check")
-        return
+        return CHECK_OK
     counts = dict(dataset.counts)
     problems = [(e.path, e.problem) for e in dataset.entries if e.problem is not None]
+    bad = set(dataset.bad_at_index)
     if args.decode:
         failed = 0
         for r in tqdm(dataset.usable, desc="decoding", unit="video"):
@@ -115,6 +122,7 @@ def run_check(args) -> None:
             except DecodeError as e:
                 failed += 1
                 problems.append((r.path, f"undecodable: {e}"))
+                bad.add(r.path)
         counts["undecodable"] = failed
         counts["usable"] -= failed
     for path, problem in problems[:50]:
@@ -123,3 +131,7 @@ def run_check(args) -> None:
         print(f"  ... and {len(problems) - 50} more")
     c = dataclasses.asdict(dataset.config)
     print(f"{args.data} {c['split']} (root {dataset.root}): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if bad:
+        print(f"{len(bad)} bad file(s): exit status {CHECK_BAD}")
+        return CHECK_BAD
+    return CHECK_OK
