@@ -194,6 +194,7 @@ SEED_RANGE = "[0, 4294967295]"  # Lightning's seed_everything takes unsigned 32-
     clips_per_video="[1, 1000]", extra_frames="[0, 4096]", sparse_max_distance="[0, 2048]",
     num_workers="[0, 256]", decode_threads="[0, 256]",
     video_stream="[0, 1000]", decoder=("auto", "decord", "pyav"), max_bad_fraction="[0, 1]",
+    max_source_pixels="[1, inf)",
 )
 @dataclass
 class DataConfig:
@@ -222,6 +223,7 @@ class DataConfig:
     prepared: str | None = None  # directory written by `zoo data prepare`; read instead of decoding
     index_cache: str | None = None  # directory of index caches (default $ZOO_CACHE or ~/.cache/video-zoo)
     max_bad_fraction: float = 0.01  # unreadable videos tolerated (fraction of the dataset) before a hard error
+    max_source_pixels: int = 4096 * 4096  # width x height above which a source video is a bad file: bounds its cost
 
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")

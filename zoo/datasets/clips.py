@@ -19,6 +19,9 @@ Policies (documented in the README):
   counts it and appends it to `failure_log` when the DataModule sets one (reported at the end of every epoch).
   Never black frames. Exception: Kinetics clips that are missing are expected (every copy lacks some), so they are
   reported and left out of the index rather than counted as bad.
+* too large: a file whose frames have more than `data.max_source_pixels` pixels is a bad file (`counts["too_large"]`),
+  so one huge source cannot take a worker's memory; a header claiming more frames than the file can hold is
+  unreadable (`decode.check_plausible`), before any decoder sizes itself by it.
 * more than `max_bad_fraction` of the listed videos bad: `ZooError`.
 """
 
@@ -73,9 +76,8 @@ class ClipDataset(VideoDataset):
             raise ZooError("data.frames, data.frame_stride and data.resolution must be positive")
         self.root = self._require_root()
         listed = self.discover()
-        self.entries: list[IndexEntry] = build_index(
-            self.root, listed, config.video_stream, config.index_cache, progress=progress
-        )
+        indexed = build_index(self.root, listed, config.video_stream, config.index_cache, progress=progress)
+        self.entries: list[IndexEntry] = [self._within_pixel_limit(e) for e in indexed]
         self.span = (config.frames - 1) * config.frame_stride + 1
         self.records = [e for e in self.entries if self._is_item(e)]
         if config.num_videos is not None:
@@ -105,6 +107,18 @@ class ClipDataset(VideoDataset):
             raise self.layout_error(f"dataset root {root} does not exist")
         return root
 
+    def _within_pixel_limit(self, entry: IndexEntry) -> IndexEntry:
+        """`entry`, or a bad entry when its frames have more pixels than `data.max_source_pixels` allows (decoding
+        one such frame costs width x height x 3 bytes before any resize)."""
+        meta, limit = entry.meta, self.config.max_source_pixels
+        if meta is None or meta.width * meta.height <= limit:
+            return entry
+        pixels = meta.width * meta.height
+        return IndexEntry(entry.path, entry.label, problem=(
+            f"too large: {self.root / entry.path}: {meta.width}x{meta.height} = {pixels} pixels per frame, over "
+            f"data.max_source_pixels={limit}; downscale the file or raise the limit (--set data.max_source_pixels="
+            f"{pixels})"))
+
     def _is_item(self, entry: IndexEntry) -> bool:
         if entry.meta is not None:
             return entry.meta.frames >= self.span  # too short: skipped
@@ -116,13 +130,13 @@ class ClipDataset(VideoDataset):
         return [r for r in self.records if r.meta is not None]
 
     def _count(self) -> dict[str, int]:
-        problems = Counter(
-            "missing" if e.problem == "missing" else "unreadable" for e in self.entries if e.problem is not None
-        )
+        kinds = {"missing": "missing", "too large": "too_large"}  # any other problem: unreadable
+        problems = Counter(kinds.get(e.problem.split(":")[0], "unreadable") for e in self.entries if e.problem)
         found = len(self.entries) - problems["missing"]
         too_short = sum(1 for e in self.entries if e.meta is not None and e.meta.frames < self.span)
         return {"listed": len(self.entries), "found": found, "missing": problems["missing"],
-                "unreadable": problems["unreadable"], "too_short": too_short, "usable": len(self.usable)}
+                "unreadable": problems["unreadable"], "too_large": problems["too_large"], "too_short": too_short,
+                "usable": len(self.usable)}
 
     def _check(self) -> None:
         c = self.counts
@@ -140,7 +154,7 @@ class ClipDataset(VideoDataset):
         bad = len(self.bad_at_index)
         if c["listed"] and bad > self.config.max_bad_fraction * c["listed"]:
             raise ZooError(
-                f"{bad} of {c['listed']} {self.registry_key} videos are missing or unreadable (more than "
+                f"{bad} of {c['listed']} {self.registry_key} videos are missing, unreadable or too large (more than "
                 f"data.max_bad_fraction={self.config.max_bad_fraction}); check the copy with `zoo data check`, or "
                 f"go on without them: --set data.max_bad_fraction={math.ceil(100 * bad / c['listed']) / 100}"
             )
@@ -196,7 +210,8 @@ class ClipDataset(VideoDataset):
     # ------------------------------------------------------------------------------------------------- decoding
     def read_clip(self, index: int, ids: list[int]) -> torch.Tensor:
         """Decode (or read prepared) and resize the source frames `ids` of one video, without replacement:
-        uint8 `[T, R, R, 3]`. Only those frames are decoded.
+        uint8 `[T, R, R, 3]`. Only those frames are decoded, and each is resized within its decoded chunk, so a
+        large source never costs a whole clip at full resolution.
 
         Raises:
             DecodeError: the file cannot give these frames.
@@ -206,8 +221,13 @@ class ClipDataset(VideoDataset):
             raise DecodeError(f"{self.root / record.path}: missing" if record.problem == "missing" else record.problem)
         if self._prepared is not None:
             return torch.from_numpy(self._prepared.read(record.path, ids))
-        frames = read_frames(str(self.root / record.path), ids, record.meta, c.decoder, c.decode_threads)
-        return resize_frames(frames, c.resolution, c.resize)
+        frames = read_frames(str(self.root / record.path), ids, record.meta, c.decoder, c.decode_threads,
+                             resize=self.resize_source)
+        return torch.from_numpy(frames)
+
+    def resize_source(self, frames: np.ndarray) -> np.ndarray:
+        """Source frames -> the configured square (`read_frames` calls it on each chunk as it is decoded)."""
+        return resize_frames(frames, self.config.resolution, self.config.resize).numpy()
 
     def _clip(self, index: int, times: list[float], draw: int | None) -> tuple[int, list[float], torch.Tensor]:
         """The clip of item `index` at `times` (strided frames), or a deterministic replacement if that video fails;
