@@ -22,16 +22,20 @@ Policies (documented in the README):
 * too large: a file whose frames have more than `data.max_source_pixels` pixels is a bad file (`counts["too_large"]`),
   so one huge source cannot take a worker's memory; a header claiming more frames than the file can hold is
   unreadable (`decode.check_plausible`), before any decoder sizes itself by it.
-* more than `max_bad_fraction` of the listed videos bad: `ZooError`.
+* more than `max_bad_fraction` of the listed videos bad: `ZooError`. Not one listed file found, or none usable: a
+  `ZooError` saying where it looked, the expected layout and a nearby folder that holds the files (never advice to
+  raise `max_bad_fraction`, which cannot help then).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
 import os
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -41,7 +45,7 @@ import torch
 from zoo.config import DataConfig
 from zoo.datasets.base import ItemKey, VideoDataset
 from zoo.datasets.decode import DECODERS, DECORD_MISSING, DecodeError, decord_available, read_frames, video_reader
-from zoo.datasets.index import IndexEntry, build_index
+from zoo.datasets.index import IndexEntry, build_index, is_regular_file
 from zoo.datasets.prepared import PreparedVideos
 from zoo.datasets.transforms import RESIZE_POLICIES, resize_frames
 from zoo.errors import ZooError
@@ -94,9 +98,17 @@ class ClipDataset(VideoDataset):
         """List the split's videos as `(path relative to root, label)`; set `self.class_names`."""
         raise NotImplementedError  # pragma: no cover - abstract
 
-    def layout_error(self, problem: str) -> ZooError:
+    def layout_error(self, problem: str, suggestion: str = "") -> ZooError:
         where = f" Download: {self.download}." if self.download else ""
-        return ZooError(f"{problem}. {self.registry_key} expects {self.layout}.{where}")
+        return ZooError(f"{problem}. {self.registry_key} expects {self.layout}.{where}{suggestion}")
+
+    def root_flags(self, root: Path) -> str:
+        """The flags that point this dataset at `root` (a subclass adds what else that root needs)."""
+        return f"--data-root {root}"
+
+    def did_you_mean(self, root: Path | None) -> str:
+        """The closing hint of an error when `root` (a `nearby_folder`) matches what was sought; "" for None."""
+        return f" Did you mean {self.root_flags(root)}?" if root else ""
 
     # ------------------------------------------------------------------------------------------------- building
     def _require_root(self) -> Path:
@@ -151,21 +163,41 @@ class ClipDataset(VideoDataset):
             first = next(e.path for e in self.entries if e.problem == "missing")
             log.warning("%s: %d listed videos are missing under %s (first: %s)",
                         self.registry_key, c["missing"], self.root, first)
+        if c["listed"] and not c["found"]:
+            raise self._nothing_found()
+        if not c["usable"]:  # tolerating more bad files cannot help: do not suggest max_bad_fraction
+            summary = ", ".join(f"{k} {v}" for k, v in c.items())
+            raise self.layout_error(f"no usable videos under {self.root} ({summary}); `zoo data check` lists why")
         bad = len(self.bad_at_index)
-        if c["listed"] and bad > self.config.max_bad_fraction * c["listed"]:
+        if bad > self.config.max_bad_fraction * c["listed"]:
             raise ZooError(
                 f"{bad} of {c['listed']} {self.registry_key} videos are missing, unreadable or too large (more than "
                 f"data.max_bad_fraction={self.config.max_bad_fraction}); check the copy with `zoo data check`, or "
                 f"go on without them: --set data.max_bad_fraction={math.ceil(100 * bad / c['listed']) / 100}"
             )
-        if not c["usable"]:
-            summary = ", ".join(f"{k} {v}" for k, v in c.items())
-            raise self.layout_error(f"no usable videos under {self.root} ({summary})")
         if self._prepared is not None:
             missing = self._prepared.missing([r.path for r in self.usable])
             if missing:
                 raise ZooError(f"prepared dataset {self.config.prepared} lacks {len(missing)} videos of this split "
                                f"(first: {missing[0]}); prepare with --split all or this split")
+
+    def _nothing_found(self) -> ZooError:
+        """Not one listed video exists under the root: say where we looked, the expected layout, and the folder
+        near the root that does hold the listed files, if there is one (a root one level too high or too low)."""
+        paths = [e.path for e in self.entries]
+        problem = (f"none of the {len(paths)} listed {self.registry_key} videos is under {self.root} (looked for "
+                   f"{self.root / paths[0]}, ...)")
+        return self.layout_error(problem, self.did_you_mean(self._root_holding(paths)))
+
+    def _root_holding(self, paths: list[str]) -> Path | None:
+        """The nearby folder under which some of `paths` (a sample: first, middle, last) exist as files."""
+        sample = list(dict.fromkeys([paths[0], paths[len(paths) // 2], paths[-1]]))
+        return self.nearby_folder(lambda folder: any(is_regular_file(folder / p) for p in sample))
+
+    def nearby_folder(self, holds: Callable[[Path], bool], max_folders: int = 1000) -> Path | None:
+        """The first folder among the root's parent, children and grandchildren for which `holds` is true, or None
+        (at most `max_folders` looked at): where a root one level too high or too low should have pointed."""
+        return next((f for f in itertools.islice(_nearby_folders(self.root), max_folders) if holds(f)), None)
 
     # --------------------------------------------------------------------------------------------- clip sampling
     def __len__(self) -> int:
@@ -279,6 +311,22 @@ class ClipDataset(VideoDataset):
             item["times"] = torch.tensor(times, dtype=torch.float32)  # strided frames since the video's start
             item["video_length"] = torch.tensor(float(self.strided_length(meta.frames)) if meta else len(times))
         return item
+
+
+def _nearby_folders(root: Path):
+    """The parent of `root`, then its sub-folders and their sub-folders (sorted, hidden ones skipped)."""
+    yield root.parent
+    children = _subfolders(root)
+    yield from children
+    for child in children:
+        yield from _subfolders(child)
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return sorted(Path(e.path) for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return []
 
 
 def read_failure_log(path: str | Path) -> dict[str, str]:
