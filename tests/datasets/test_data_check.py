@@ -26,6 +26,15 @@ def test_data_check_exits_0_on_a_clean_copy_and_1_when_any_file_is_bad(video_tre
     assert "run/zero.mp4: unreadable" in out and "unreadable 1" in out and "1 bad file(s): exit status 1" in out
 
 
+def test_data_check_lists_every_bad_file_even_when_none_is_usable(video_tree, cache, capsys):
+    for path in video_tree.rglob("*.*"):
+        path.write_bytes(b"not a video")
+    assert _check(video_tree, cache) == 1
+    out = capsys.readouterr().out
+    assert all(f"{name}: unreadable" in out for name in ("walk/a.avi", "walk/b.mp4", "run/c.avi", "run/d.mp4"))
+    assert "unreadable 4, too_large 0, too_short 0, usable 0" in out and "4 bad file(s): exit status 1" in out
+
+
 def test_data_check_decode_exits_1_for_a_file_that_fails_only_when_decoded(video_tree, cache, capsys):
     data = write(video_tree / "walk" / "cut.avi", n=60).read_bytes()
     (video_tree / "walk" / "cut.avi").write_bytes(data[: len(data) // 3])  # headers fine, the last frames gone

@@ -62,13 +62,15 @@ class ClipDataset(VideoDataset):
     Args:
         config: the data config (root, split, fold, frames, frame_stride, resolution, resize, seed, ...).
         progress: show a progress bar while indexing.
+        refuse_bad: raise when no video is usable or more than `max_bad_fraction` are bad (False: `zoo data check`,
+            which lists them instead); a root holding none of the listed files is an error either way.
     """
 
     layout: ClassVar[str] = "a directory of video files"  # what `root` must look like (error messages)
     download: ClassVar[str] = ""  # where to get the dataset (error messages)
     missing_is_bad: ClassVar[bool] = True  # do listed-but-absent files count towards max_bad_fraction
 
-    def __init__(self, config: DataConfig, progress: bool = True):
+    def __init__(self, config: DataConfig, progress: bool = True, refuse_bad: bool = True):
         super().__init__(config)
         if config.resize not in RESIZE_POLICIES:
             raise ZooError(f"data.resize must be one of {', '.join(RESIZE_POLICIES)}, got {config.resize!r}")
@@ -91,7 +93,7 @@ class ClipDataset(VideoDataset):
         self.failures: dict[str, str] = {}  # runtime decode failures in this process: path -> reason
         self.failure_log: str | None = None  # JSON-lines file shared by workers (set by the DataModule)
         self._prepared = PreparedVideos(config.prepared, config) if config.prepared else None
-        self._check()
+        self._check(refuse_bad)
 
     # ---------------------------------------------------------------------------------------------- subclass API
     def discover(self) -> list[tuple[str, int]]:
@@ -150,7 +152,7 @@ class ClipDataset(VideoDataset):
                 "unreadable": problems["unreadable"], "too_large": problems["too_large"], "too_short": too_short,
                 "usable": len(self.usable)}
 
-    def _check(self) -> None:
+    def _check(self, refuse_bad: bool) -> None:
         c = self.counts
         log.info("%s %s: %s", self.registry_key, self.config.split, ", ".join(f"{k} {v}" for k, v in c.items()))
         if c["too_short"]:
@@ -165,6 +167,8 @@ class ClipDataset(VideoDataset):
                         self.registry_key, c["missing"], self.root, first)
         if c["listed"] and not c["found"]:
             raise self._nothing_found()
+        if not refuse_bad:
+            return
         if not c["usable"]:  # tolerating more bad files cannot help: do not suggest max_bad_fraction
             summary = ", ".join(f"{k} {v}" for k, v in c.items())
             raise self.layout_error(f"no usable videos under {self.root} ({summary}); `zoo data check` lists why")

@@ -33,9 +33,9 @@ def _add_common(p: argparse.ArgumentParser, defaults: dict | None = None) -> Non
         p.add_argument("--" + flag.replace("_", "-"), type=kind, default=(defaults or {}).get(flag), help=text)
 
 
-def _build(args, **forced):
+def _config(args, **forced):
+    """The `DataConfig` the flags and `--set` assignments describe (`forced` fields win)."""
     from zoo.config import DataConfig, parse_set, update_dataclass
-    from zoo.datasets import build_dataset
 
     fields = {field: getattr(args, flag) for flag, (field, _, _) in DATA_FLAGS.items()}
     fields = {k: v for k, v in fields.items() if v is not None}
@@ -45,8 +45,13 @@ def _build(args, **forced):
             raise ZooError(f"--set here takes data.KEY=VALUE, got {assignment!r}")
         fields[key] = value
     fields.update(forced)
-    config = update_dataclass(DataConfig(name=args.data), {k: v for k, v in fields.items() if k != "name"}, "data")
-    return build_dataset(args.data, config)
+    return update_dataclass(DataConfig(name=args.data), {k: v for k, v in fields.items() if k != "name"}, "data")
+
+
+def _build(args, **forced):
+    from zoo.datasets import build_dataset
+
+    return build_dataset(args.data, _config(args, **forced))
 
 
 def add_data_tools(tools) -> None:
@@ -105,12 +110,15 @@ def run_check(args) -> int:
     missing files, unreadable, too large, or, with --decode, undecodable), so scripts can rely on it."""
     from tqdm import tqdm
 
+    from zoo.datasets.clips import ClipDataset
     from zoo.datasets.decode import DecodeError, read_frames
+    from zoo.registry import DATASETS
 
-    dataset = _build(args, max_bad_fraction=1.0)
-    if not hasattr(dataset, "records"):
-        print(f"{args.data}: procedural, {len(dataset)} videos, nothing to check")
+    config, cls = _config(args), DATASETS.get(args.data)
+    if not issubclass(cls, ClipDataset):
+        print(f"{args.data}: procedural, {len(cls(config))} videos, nothing to check")
         return CHECK_OK
+    dataset = cls(config, refuse_bad=False)  # list every bad file, however many
     counts = dict(dataset.counts)
     problems = [(e.path, e.problem) for e in dataset.entries if e.problem is not None]
     bad = set(dataset.bad_at_index)
