@@ -210,7 +210,7 @@ SEED_RANGE = "[0, 4294967295]"  # Lightning's seed_everything takes unsigned 32-
     clips_per_video="[1, 1000]", extra_frames="[0, 4096]", sparse_max_distance="[0, 2048]",
     num_workers="[0, 256]", decode_threads="[0, 256]",
     video_stream="[0, 1000]", decoder=("auto", "decord", "pyav"), max_bad_fraction="[0, 1]",
-    crop_jitter="[0, 1]",
+    crop_jitter="[0, 1]", max_source_pixels="[1, inf)",
 )
 @dataclass
 class DataConfig:
@@ -241,6 +241,7 @@ class DataConfig:
     max_bad_fraction: float = 0.01  # unreadable videos tolerated (fraction of the dataset) before a hard error
     hflip: bool = False  # training clips: mirrored left-right with p = 0.5, one seeded draw per clip (all its frames)
     crop_jitter: float = 0.0  # training clips: short_side_crop square moved off centre by up to this share of the slack
+    max_source_pixels: int = 4096 * 4096  # width x height above which a source video is a bad file: bounds its cost
 
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")

@@ -128,7 +128,7 @@ def make_clip_list(dataset, num: int | None, seed: int) -> ClipList:
 
     Clip j goes to video `order[j % n]` (a seeded permutation of the n videos), so up to n clips come from distinct
     videos; later rounds take the video's next distinct start, up to `config.clips_per_video` clips per video.
-    Starts of video i are a permutation seeded by `(seed, i)`, so the list depends only on (dataset, num, seed).
+    Starts of video i are `distinct_starts` seeded by `(seed, i)`, so the list depends only on (dataset, num, seed).
 
     Args:
         dataset: a built `VideoDataset`.
@@ -152,9 +152,7 @@ def make_clip_list(dataset, num: int | None, seed: int) -> ClipList:
                 break
             video = int(video)
             if video not in starts:
-                count = dataset.num_starts(video)
-                perm = np.random.default_rng([seed, 2, video]).permutation(count)
-                starts[video] = perm[:per_video]
+                starts[video] = distinct_starts(dataset.num_starts(video), per_video, [seed, 2, video])
             if round_ < len(starts[video]):
                 clips.append((video, int(starts[video][round_])))
     if len(clips) < num:
@@ -174,6 +172,15 @@ def make_clip_list(dataset, num: int | None, seed: int) -> ClipList:
     )
     clip_list.fingerprint = protocol_fingerprint(dataset.config, clip_list)
     return clip_list
+
+
+def distinct_starts(count: int, wanted: int, seed: list[int]) -> np.ndarray:
+    """`min(wanted, count)` distinct starts in `[0, count)`, uniformly drawn in random order from `seed`.
+
+    Costs memory in proportion to `wanted`, never to `count` (numpy draws few from many by Floyd's algorithm), so a
+    video whose header claims billions of frames cannot make the draw allocate for each of them.
+    """
+    return np.random.default_rng(seed).choice(count, size=min(wanted, count), replace=False)
 
 
 def partition(num: int, rank: int, world_size: int) -> range:

@@ -19,16 +19,24 @@ Policies (documented in the README):
   counts it and appends it to `failure_log` when the DataModule sets one (reported at the end of every epoch).
   Never black frames. Exception: Kinetics clips that are missing are expected (every copy lacks some), so they are
   reported and left out of the index rather than counted as bad.
-* more than `max_bad_fraction` of the listed videos bad: `ZooError`.
+* too large: a file whose frames have more than `data.max_source_pixels` pixels is a bad file (`counts["too_large"]`),
+  so one huge source cannot take a worker's memory; a header claiming more frames than the file can hold is
+  unreadable (`decode.check_plausible`), before any decoder sizes itself by it.
+* more than `max_bad_fraction` of the listed videos bad: `ZooError`. Not one listed file found, or none usable: a
+  `ZooError` saying where it looked, the expected layout and a nearby folder that holds the files (never advice to
+  raise `max_bad_fraction`, which cannot help then).
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import logging
 import math
 import os
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -38,7 +46,7 @@ import torch
 from zoo.config import DataConfig
 from zoo.datasets.base import ItemKey, VideoDataset
 from zoo.datasets.decode import DECODERS, DECORD_MISSING, DecodeError, decord_available, read_frames, video_reader
-from zoo.datasets.index import IndexEntry, build_index
+from zoo.datasets.index import IndexEntry, build_index, is_regular_file
 from zoo.datasets.prepared import PreparedVideos
 from zoo.datasets.transforms import RESIZE_POLICIES, draw_crop_shift, resize_frames
 from zoo.errors import ZooError
@@ -55,13 +63,15 @@ class ClipDataset(VideoDataset):
     Args:
         config: the data config (root, split, fold, frames, frame_stride, resolution, resize, seed, ...).
         progress: show a progress bar while indexing.
+        refuse_bad: raise when no video is usable or more than `max_bad_fraction` are bad (False: `zoo data check`,
+            which lists them instead); a root holding none of the listed files is an error either way.
     """
 
     layout: ClassVar[str] = "a directory of video files"  # what `root` must look like (error messages)
     download: ClassVar[str] = ""  # where to get the dataset (error messages)
     missing_is_bad: ClassVar[bool] = True  # do listed-but-absent files count towards max_bad_fraction
 
-    def __init__(self, config: DataConfig, progress: bool = True):
+    def __init__(self, config: DataConfig, progress: bool = True, refuse_bad: bool = True):
         super().__init__(config)
         if config.resize not in RESIZE_POLICIES:
             raise ZooError(f"data.resize must be one of {', '.join(RESIZE_POLICIES)}, got {config.resize!r}")
@@ -76,9 +86,8 @@ class ClipDataset(VideoDataset):
             raise ZooError("data.frames, data.frame_stride and data.resolution must be positive")
         self.root = self._require_root()
         listed = self.discover()
-        self.entries: list[IndexEntry] = build_index(
-            self.root, listed, config.video_stream, config.index_cache, progress=progress
-        )
+        indexed = build_index(self.root, listed, config.video_stream, config.index_cache, progress=progress)
+        self.entries: list[IndexEntry] = [self._within_pixel_limit(e) for e in indexed]
         self.span = (config.frames - 1) * config.frame_stride + 1
         self.records = [e for e in self.entries if self._is_item(e)]
         if config.num_videos is not None:
@@ -88,16 +97,24 @@ class ClipDataset(VideoDataset):
         self.failures: dict[str, str] = {}  # runtime decode failures in this process: path -> reason
         self.failure_log: str | None = None  # JSON-lines file shared by workers (set by the DataModule)
         self._prepared = PreparedVideos(config.prepared, config) if config.prepared else None
-        self._check()
+        self._check(refuse_bad)
 
     # ---------------------------------------------------------------------------------------------- subclass API
     def discover(self) -> list[tuple[str, int]]:
         """List the split's videos as `(path relative to root, label)`; set `self.class_names`."""
         raise NotImplementedError  # pragma: no cover - abstract
 
-    def layout_error(self, problem: str) -> ZooError:
+    def layout_error(self, problem: str, suggestion: str = "") -> ZooError:
         where = f" Download: {self.download}." if self.download else ""
-        return ZooError(f"{problem}. {self.registry_key} expects {self.layout}.{where}")
+        return ZooError(f"{problem}. {self.registry_key} expects {self.layout}.{where}{suggestion}")
+
+    def root_flags(self, root: Path) -> str:
+        """The flags that point this dataset at `root` (a subclass adds what else that root needs)."""
+        return f"--data-root {root}"
+
+    def did_you_mean(self, root: Path | None) -> str:
+        """The closing hint of an error when `root` (a `nearby_folder`) matches what was sought; "" for None."""
+        return f" Did you mean {self.root_flags(root)}?" if root else ""
 
     # ------------------------------------------------------------------------------------------------- building
     def _require_root(self) -> Path:
@@ -107,6 +124,18 @@ class ClipDataset(VideoDataset):
         if not root.is_dir():
             raise self.layout_error(f"dataset root {root} does not exist")
         return root
+
+    def _within_pixel_limit(self, entry: IndexEntry) -> IndexEntry:
+        """`entry`, or a bad entry when its frames have more pixels than `data.max_source_pixels` allows (decoding
+        one such frame costs width x height x 3 bytes before any resize)."""
+        meta, limit = entry.meta, self.config.max_source_pixels
+        if meta is None or meta.width * meta.height <= limit:
+            return entry
+        pixels = meta.width * meta.height
+        return IndexEntry(entry.path, entry.label, problem=(
+            f"too large: {self.root / entry.path}: {meta.width}x{meta.height} = {pixels} pixels per frame, over "
+            f"data.max_source_pixels={limit}; downscale the file or raise the limit (--set data.max_source_pixels="
+            f"{pixels})"))
 
     def _is_item(self, entry: IndexEntry) -> bool:
         if entry.meta is not None:
@@ -119,15 +148,15 @@ class ClipDataset(VideoDataset):
         return [r for r in self.records if r.meta is not None]
 
     def _count(self) -> dict[str, int]:
-        problems = Counter(
-            "missing" if e.problem == "missing" else "unreadable" for e in self.entries if e.problem is not None
-        )
+        kinds = {"missing": "missing", "too large": "too_large"}  # any other problem: unreadable
+        problems = Counter(kinds.get(e.problem.split(":")[0], "unreadable") for e in self.entries if e.problem)
         found = len(self.entries) - problems["missing"]
         too_short = sum(1 for e in self.entries if e.meta is not None and e.meta.frames < self.span)
         return {"listed": len(self.entries), "found": found, "missing": problems["missing"],
-                "unreadable": problems["unreadable"], "too_short": too_short, "usable": len(self.usable)}
+                "unreadable": problems["unreadable"], "too_large": problems["too_large"], "too_short": too_short,
+                "usable": len(self.usable)}
 
-    def _check(self) -> None:
+    def _check(self, refuse_bad: bool) -> None:
         c = self.counts
         log.info("%s %s: %s", self.registry_key, self.config.split, ", ".join(f"{k} {v}" for k, v in c.items()))
         if c["too_short"]:
@@ -140,21 +169,43 @@ class ClipDataset(VideoDataset):
             first = next(e.path for e in self.entries if e.problem == "missing")
             log.warning("%s: %d listed videos are missing under %s (first: %s)",
                         self.registry_key, c["missing"], self.root, first)
+        if c["listed"] and not c["found"]:
+            raise self._nothing_found()
+        if not refuse_bad:
+            return
+        if not c["usable"]:  # tolerating more bad files cannot help: do not suggest max_bad_fraction
+            summary = ", ".join(f"{k} {v}" for k, v in c.items())
+            raise self.layout_error(f"no usable videos under {self.root} ({summary}); `zoo data check` lists why")
         bad = len(self.bad_at_index)
-        if c["listed"] and bad > self.config.max_bad_fraction * c["listed"]:
+        if bad > self.config.max_bad_fraction * c["listed"]:
             raise ZooError(
-                f"{bad} of {c['listed']} {self.registry_key} videos are missing or unreadable (more than "
+                f"{bad} of {c['listed']} {self.registry_key} videos are missing, unreadable or too large (more than "
                 f"data.max_bad_fraction={self.config.max_bad_fraction}); check the copy with `zoo data check`, or "
                 f"go on without them: --set data.max_bad_fraction={math.ceil(100 * bad / c['listed']) / 100}"
             )
-        if not c["usable"]:
-            summary = ", ".join(f"{k} {v}" for k, v in c.items())
-            raise self.layout_error(f"no usable videos under {self.root} ({summary})")
         if self._prepared is not None:
             missing = self._prepared.missing([r.path for r in self.usable])
             if missing:
                 raise ZooError(f"prepared dataset {self.config.prepared} lacks {len(missing)} videos of this split "
                                f"(first: {missing[0]}); prepare with --split all or this split")
+
+    def _nothing_found(self) -> ZooError:
+        """Not one listed video exists under the root: say where we looked, the expected layout, and the folder
+        near the root that does hold the listed files, if there is one (a root one level too high or too low)."""
+        paths = [e.path for e in self.entries]
+        problem = (f"none of the {len(paths)} listed {self.registry_key} videos is under {self.root} (looked for "
+                   f"{self.root / paths[0]}, ...)")
+        return self.layout_error(problem, self.did_you_mean(self._root_holding(paths)))
+
+    def _root_holding(self, paths: list[str]) -> Path | None:
+        """The nearby folder under which some of `paths` (a sample: first, middle, last) exist as files."""
+        sample = list(dict.fromkeys([paths[0], paths[len(paths) // 2], paths[-1]]))
+        return self.nearby_folder(lambda folder: any(is_regular_file(folder / p) for p in sample))
+
+    def nearby_folder(self, holds: Callable[[Path], bool], max_folders: int = 1000) -> Path | None:
+        """The first folder among the root's parent, children and grandchildren for which `holds` is true, or None
+        (at most `max_folders` looked at): where a root one level too high or too low should have pointed."""
+        return next((f for f in itertools.islice(_nearby_folders(self.root), max_folders) if holds(f)), None)
 
     # --------------------------------------------------------------------------------------------- clip sampling
     def __len__(self) -> int:
@@ -199,7 +250,8 @@ class ClipDataset(VideoDataset):
     # ------------------------------------------------------------------------------------------------- decoding
     def read_clip(self, index: int, ids: list[int], crop_shift: float = 0.0) -> torch.Tensor:
         """Decode (or read prepared) and resize the source frames `ids` of one video, without replacement:
-        uint8 `[T, R, R, 3]`. Only those frames are decoded.
+        uint8 `[T, R, R, 3]`. Only those frames are decoded, and each is resized within its decoded chunk, so a
+        large source never costs a whole clip at full resolution.
 
         Raises:
             DecodeError: the file cannot give these frames.
@@ -209,8 +261,14 @@ class ClipDataset(VideoDataset):
             raise DecodeError(f"{self.root / record.path}: missing" if record.problem == "missing" else record.problem)
         if self._prepared is not None:
             return torch.from_numpy(self._prepared.read(record.path, ids))
-        frames = read_frames(str(self.root / record.path), ids, record.meta, c.decoder, c.decode_threads)
-        return resize_frames(frames, c.resolution, c.resize, crop_shift)
+        frames = read_frames(str(self.root / record.path), ids, record.meta, c.decoder, c.decode_threads,
+                             resize=functools.partial(self.resize_source, crop_shift=crop_shift))
+        return torch.from_numpy(frames)
+
+    def resize_source(self, frames: np.ndarray, crop_shift: float = 0.0) -> np.ndarray:
+        """Source frames -> the configured square, its crop moved by `crop_shift` (`read_frames` calls it on each
+        chunk as it is decoded)."""
+        return resize_frames(frames, self.config.resolution, self.config.resize, crop_shift).numpy()
 
     def _clip(self, index: int, times: list[float], draw: int | None) -> tuple[int, list[float], torch.Tensor]:
         """The clip of item `index` at `times` (strided frames), or a deterministic replacement if that video fails;
@@ -263,6 +321,22 @@ class ClipDataset(VideoDataset):
             item["times"] = torch.tensor(times, dtype=torch.float32)  # strided frames since the video's start
             item["video_length"] = torch.tensor(float(self.strided_length(meta.frames)) if meta else len(times))
         return item
+
+
+def _nearby_folders(root: Path):
+    """The parent of `root`, then its sub-folders and their sub-folders (sorted, hidden ones skipped)."""
+    yield root.parent
+    children = _subfolders(root)
+    yield from children
+    for child in children:
+        yield from _subfolders(child)
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return sorted(Path(e.path) for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return []
 
 
 def read_failure_log(path: str | Path) -> dict[str, str]:

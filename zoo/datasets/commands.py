@@ -33,9 +33,9 @@ def _add_common(p: argparse.ArgumentParser, defaults: dict | None = None) -> Non
         p.add_argument("--" + flag.replace("_", "-"), type=kind, default=(defaults or {}).get(flag), help=text)
 
 
-def _build(args, **forced):
+def _config(args, **forced):
+    """The `DataConfig` the flags and `--set` assignments describe (`forced` fields win)."""
     from zoo.config import DataConfig, parse_set, update_dataclass
-    from zoo.datasets import build_dataset
 
     fields = {field: getattr(args, flag) for flag, (field, _, _) in DATA_FLAGS.items()}
     fields = {k: v for k, v in fields.items() if v is not None}
@@ -45,8 +45,13 @@ def _build(args, **forced):
             raise ZooError(f"--set here takes data.KEY=VALUE, got {assignment!r}")
         fields[key] = value
     fields.update(forced)
-    config = update_dataclass(DataConfig(name=args.data), {k: v for k, v in fields.items() if k != "name"}, "data")
-    return build_dataset(args.data, config)
+    return update_dataclass(DataConfig(name=args.data), {k: v for k, v in fields.items() if k != "name"}, "data")
+
+
+def _build(args, **forced):
+    from zoo.datasets import build_dataset
+
+    return build_dataset(args.data, _config(args, **forced))
 
 
 def add_data_tools(tools) -> None:
@@ -69,7 +74,8 @@ def add_data_tools(tools) -> None:
 
     p = tools.add_parser("check", help="count found / missing / unreadable / too-short videos",
                          description="Index a dataset copy and report what is usable; --decode also reads the first "
-                                     "and last frame of every video.")
+                                     "and last frame of every video. Exit status: 0 every file usable, 1 some file "
+                                     "bad (listed above the counts), 2 the copy cannot be checked (one-line error).")
     _add_common(p)
     p.add_argument("--decode", action="store_true", help="decode first and last frame of every video")
     p.set_defaults(run=run_check)
@@ -96,17 +102,26 @@ def run_prepare(args) -> None:
           f"{counts['failed']} failed) in {Path(args.out)}; train with --set data.prepared={args.out}")
 
 
-def run_check(args) -> None:
+CHECK_OK, CHECK_BAD = 0, 1  # `zoo data check` exit status: every file usable | some file bad (listed); 2: error
+
+
+def run_check(args) -> int:
+    """Report the copy; exit status `CHECK_BAD` when any file counts as bad (missing where the dataset counts
+    missing files, unreadable, too large, or, with --decode, undecodable), so scripts can rely on it."""
     from tqdm import tqdm
 
+    from zoo.datasets.clips import ClipDataset
     from zoo.datasets.decode import DecodeError, read_frames
+    from zoo.registry import DATASETS
 
-    dataset = _build(args, max_bad_fraction=1.0)
-    if not hasattr(dataset, "records"):
-        print(f"{args.data}: procedural, {len(dataset)} videos, nothing to check")
-        return
+    config, cls = _config(args), DATASETS.get(args.data)
+    if not issubclass(cls, ClipDataset):
+        print(f"{args.data}: procedural, {len(cls(config))} videos, nothing to check")
+        return CHECK_OK
+    dataset = cls(config, refuse_bad=False)  # list every bad file, however many
     counts = dict(dataset.counts)
     problems = [(e.path, e.problem) for e in dataset.entries if e.problem is not None]
+    bad = set(dataset.bad_at_index)
     if args.decode:
         failed = 0
         for r in tqdm(dataset.usable, desc="decoding", unit="video"):
@@ -115,6 +130,7 @@ def run_check(args) -> None:
             except DecodeError as e:
                 failed += 1
                 problems.append((r.path, f"undecodable: {e}"))
+                bad.add(r.path)
         counts["undecodable"] = failed
         counts["usable"] -= failed
     for path, problem in problems[:50]:
@@ -123,3 +139,7 @@ def run_check(args) -> None:
         print(f"  ... and {len(problems) - 50} more")
     c = dataclasses.asdict(dataset.config)
     print(f"{args.data} {c['split']} (root {dataset.root}): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if bad:
+        print(f"{len(bad)} bad file(s): exit status {CHECK_BAD}")
+        return CHECK_BAD
+    return CHECK_OK

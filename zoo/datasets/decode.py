@@ -8,6 +8,12 @@ decord is optional: PyPI has wheels only for x86-64 Linux and Windows, so elsewh
 installed and `auto` reads everything with PyAV. `video_reader` says which reader a decoder setting really uses; runs
 and evaluation protocols record it, since two decoders can disagree on pixels.
 
+Cost bounds (hostile or damaged files). `probe` refuses a header whose frame count the file is too small to hold
+(`plausible_frames`): FFmpeg, decord and the clip sampler all trust that count, and decord aborts the whole process
+(`std::bad_alloc`, uncatchable) on a 12 KB AVI claiming 2e9 frames, so such a file is a bad file before decord ever
+opens it. Decoding holds at most `SOURCE_CHUNK_BYTES` of source-resolution pixels: `read_frames` resizes each chunk
+as it is decoded, so a clip of a large source costs one chunk, not `frames` full-resolution frames.
+
 Stream choice is deliberate and decoder-independent: `probe` picks the video stream with the most pixels (ties: the
 first), or the n-th video stream when `video_stream` is set. decord 0.6 has no stream argument (it takes FFmpeg's
 "best" stream), so files with more than one video stream are always read by PyAV with the chosen stream.
@@ -16,6 +22,8 @@ first), or the n-th video stream when `video_stream` is set. decord 0.6 has no s
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +57,14 @@ def video_reader(decoder: str) -> str:
     import decord
 
     return f"decord {decord.__version__}" + (f" + {pyav}" if decoder == "auto" else "")
+
+
+# The smallest a stored frame can be: every container spends at least this on each frame's own record (AVI: an
+# 8-byte chunk header plus a 16-byte idx1 entry; MP4: a 4-byte sample size plus a 4-byte NAL length; Matroska: a
+# block header), before any coded picture. A header claiming more frames than `size / MIN_BYTES_PER_FRAME` is
+# damaged or crafted.
+MIN_BYTES_PER_FRAME = 8
+SOURCE_CHUNK_BYTES = 32 * 2**20  # source-resolution RGB pixels held at once while decoding (then resized)
 
 
 class DecodeError(RuntimeError):
@@ -107,10 +123,29 @@ def probe(path: str, video_stream: int | None = None) -> VideoMeta:
         raise DecodeError(f"{path}: {type(e).__name__}: {e}") from None
     if meta.frames <= 0 or meta.width <= 0 or meta.height <= 0:
         raise DecodeError(f"{path}: no decodable frames ({meta})")
+    check_plausible(path, meta, os.path.getsize(path))
     return meta
 
 
-def read_frames(path: str, indices: list[int], meta: VideoMeta, decoder: str = "auto", threads: int = 1) -> np.ndarray:
+def plausible_frames(size: int) -> int:
+    """The most frames a file of `size` bytes can hold (`MIN_BYTES_PER_FRAME` each)."""
+    return size // MIN_BYTES_PER_FRAME
+
+
+def check_plausible(path: str, meta: VideoMeta, size: int) -> None:
+    """Refuse metadata a file of `size` bytes cannot hold (run on probes and on index-cache entries alike).
+
+    Raises:
+        DecodeError: the frame count exceeds `plausible_frames(size)`.
+    """
+    if meta.frames > plausible_frames(size):
+        raise DecodeError(f"{path}: header claims {meta.frames} frames in a {size}-byte file (at most "
+                          f"{plausible_frames(size)} fit at {MIN_BYTES_PER_FRAME} bytes per frame); damaged or "
+                          "crafted header")
+
+
+def read_frames(path: str, indices: list[int], meta: VideoMeta, decoder: str = "auto", threads: int = 1,
+                resize: Resize | None = None) -> np.ndarray:
     """Decode exactly the frames `indices` (presentation order, 0-based) of the chosen stream.
 
     Args:
@@ -119,31 +154,45 @@ def read_frames(path: str, indices: list[int], meta: VideoMeta, decoder: str = "
         meta: the file's `probe` result (chooses the stream, checks the size).
         decoder: auto (decord, then PyAV) | decord | pyav.
         threads: decoder threads.
+        resize: applied to each chunk of at most `chunk_frames(meta)` source frames (uint8 `[t, H, W, 3]` ->
+            uint8 `[t, h, w, 3]`) as soon as it is decoded, so at most `SOURCE_CHUNK_BYTES` of source-resolution
+            pixels are held; None returns the source size.
 
     Returns:
-        uint8 `[T, H, W, 3]` RGB, T = len(indices).
+        uint8 `[T, H, W, 3]` RGB (or what `resize` makes of it), T = len(indices).
 
     Raises:
         DecodeError: when no decoder returns the requested frames.
     """
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    if any(later < earlier for earlier, later in zip(indices, indices[1:])):
+        raise ValueError(f"frame indices must be non-decreasing, got {indices}")
     if decoder == "decord" and not decord_available():
         raise DecodeError(DECORD_MISSING)
+    chunk = chunk_frames(meta)
     if use_decord_for(path, indices, meta, decoder):
         try:
-            return _check(_read_decord(path, indices, threads), indices, meta, path)
+            return _assemble(_decord_chunks(path, indices, threads, chunk), indices, meta, path, resize)
         except Exception as e:
             if decoder == "decord":
                 raise DecodeError(f"{path}: decord: {e}") from None
             _DECORD_FAILED.add(path)
             log.info("decord cannot read %s (%s); using PyAV for it", path, e)
     try:
-        return _check(_read_pyav(path, indices, meta, threads), indices, meta, path)
+        return _assemble(_pyav_chunks(path, indices, meta, threads, chunk), indices, meta, path, resize)
     except DecodeError:
         raise
     except Exception as e:
         raise DecodeError(f"{path}: PyAV: {type(e).__name__}: {e}") from None
+
+
+Resize = Callable[[np.ndarray], np.ndarray]
+
+
+def chunk_frames(meta: VideoMeta) -> int:
+    """How many source frames of this stream fit in `SOURCE_CHUNK_BYTES` (at least one)."""
+    return max(1, SOURCE_CHUNK_BYTES // (meta.width * meta.height * 3))
 
 
 _DECORD_FAILED: set[str] = set()  # per process: files decord failed on, read by PyAV from then on
@@ -164,54 +213,67 @@ def use_decord_for(path: str, indices: list[int], meta: VideoMeta, decoder: str)
             and decord_available())
 
 
-def _check(frames: np.ndarray, indices: list[int], meta: VideoMeta, path: str) -> np.ndarray:
-    expected = (len(indices), meta.height, meta.width, 3)
-    if frames.shape != expected:
-        raise DecodeError(f"{path}: decoded {frames.shape}, expected {expected}")
-    return frames
+def _assemble(chunks: Iterator[np.ndarray], indices: list[int], meta: VideoMeta, path: str,
+              resize: Resize | None) -> np.ndarray:
+    """Check each decoded chunk's size, resize it straight away, and join the chunks into one clip."""
+    expected = (meta.height, meta.width, 3)
+    out = []
+    for chunk in chunks:
+        if chunk.shape[1:] != expected:
+            raise DecodeError(f"{path}: decoded frames of {chunk.shape[1:]}, expected {expected}")
+        out.append(chunk if resize is None else np.asarray(resize(chunk)))
+    decoded = sum(len(c) for c in out)
+    if decoded != len(indices):
+        raise DecodeError(f"{path}: decoded {decoded} frames, expected {len(indices)}")
+    if not out:
+        return np.zeros((0, *expected), np.uint8)
+    return out[0] if len(out) == 1 else np.concatenate(out)
 
 
-def _read_decord(path: str, indices: list[int], threads: int) -> np.ndarray:
+def _decord_chunks(path: str, indices: list[int], threads: int, size: int) -> Iterator[np.ndarray]:
     import decord
 
     reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=threads)
     try:
         if indices and indices[-1] >= len(reader):
             raise DecodeError(f"{path}: frame {indices[-1]} requested, decord sees {len(reader)} frames")
-        return reader.get_batch(list(indices)).asnumpy()
+        for begin in range(0, len(indices), size):
+            yield reader.get_batch(indices[begin : begin + size]).asnumpy()
     finally:
         reader.seek(0)  # releases decoded buffers held after get_batch (decord #197)
         del reader
 
 
-def _read_pyav(path: str, indices: list[int], meta: VideoMeta, threads: int) -> np.ndarray:
+def _pyav_chunks(path: str, indices: list[int], meta: VideoMeta, threads: int, size: int) -> Iterator[np.ndarray]:
     import av
 
-    wanted: dict[int, int] = {}
-    for k, i in enumerate(indices):
-        wanted.setdefault(i, k)
-    out: list[np.ndarray | None] = [None] * len(indices)
-    last = max(indices) if indices else -1
+    pending: list[np.ndarray] = []
+    k = 0  # next position of `indices` to fill
     with av.open(path) as container:
         stream = container.streams[meta.stream]
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = threads
         for n, frame in enumerate(container.decode(stream)):
-            if n in wanted:
-                out[wanted[n]] = frame.to_ndarray(format="rgb24")
-            if n >= last:
+            if k == len(indices):
                 break
-    for k, i in enumerate(indices):
-        if out[k] is None:
-            first = wanted[i]
-            if out[first] is None:
-                raise DecodeError(f"{path}: frame {i} requested, the stream ended before it")
-            out[k] = out[first]  # repeated index (stride 0 never happens, but be exact)
-    return np.stack(out) if out else np.zeros((0, meta.height, meta.width, 3), np.uint8)
+            if n < indices[k]:
+                continue
+            picture = frame.to_ndarray(format="rgb24")
+            while k < len(indices) and indices[k] == n:  # a repeated index takes the same picture again
+                pending.append(picture)
+                k += 1
+                if len(pending) == size:
+                    yield np.stack(pending)
+                    pending = []
+    if k < len(indices):
+        raise DecodeError(f"{path}: frame {indices[k]} requested, the stream ended before it")
+    if pending:
+        yield np.stack(pending)
 
 
-def iter_all_frames(path: str, meta: VideoMeta, decoder: str = "auto", threads: int = 1, chunk: int = 64):
-    """Yield every frame of the chosen stream in chunks: uint8 `[<=chunk, H, W, 3]`, through the same decoder
-    choice as `read_frames` (so prepared frames equal streamed ones)."""
+def iter_all_frames(path: str, meta: VideoMeta, decoder: str = "auto", threads: int = 1, chunk: int = 64,
+                    resize: Resize | None = None):
+    """Yield every frame of the chosen stream in chunks: uint8 `[<=chunk, H, W, 3]` (or resized by `resize`, as in
+    `read_frames`), through the same decoder choice as `read_frames` (so prepared frames equal streamed ones)."""
     for begin in range(0, meta.frames, chunk):
-        yield read_frames(path, list(range(begin, min(begin + chunk, meta.frames))), meta, decoder, threads)
+        yield read_frames(path, list(range(begin, min(begin + chunk, meta.frames))), meta, decoder, threads, resize)

@@ -3,7 +3,9 @@
 Building reads metadata only (no decoding), in parallel threads with a progress bar. The cache is one JSON file per
 (root, stream choice) under `data.index_cache` (default `$ZOO_CACHE` or `~/.cache/video-zoo`), keyed per file by
 (relative path, size, mtime): a changed file is probed again, an unchanged one is not, so a second start on UCF-101
-only stats 13,320 files. Unlike torchvision's UCF101 (PR #2475) only the videos of the requested split are probed.
+only stats 13,320 files. An entry is trusted only while it is well-formed and plausible for the file as it is now
+(size, mtime, and a frame count the file can hold); anything else is probed again. Unlike torchvision's UCF101
+(PR #2475) only the videos of the requested split are probed.
 A listed path that is not a regular file (a FIFO, socket or device, whose open would block or never end) is never
 opened: it is a bad entry "not a regular file", and folder listings skip such files altogether.
 """
@@ -22,7 +24,7 @@ from pathlib import Path
 from filelock import FileLock
 from tqdm import tqdm
 
-from zoo.datasets.decode import DecodeError, VideoMeta, probe
+from zoo.datasets.decode import DecodeError, VideoMeta, check_plausible, probe
 
 CACHE_VERSION = 1
 
@@ -120,7 +122,7 @@ def build_index(
         if st is None or st == NOT_REGULAR:
             continue
         hit = cached.get(rel)
-        if hit is not None and hit["size"] == st[0] and hit["mtime_ns"] == st[1]:
+        if _trusted(hit, root / rel, st):
             results[rel] = hit
         elif rel not in results:
             todo.append(rel)
@@ -150,12 +152,33 @@ def build_index(
     return entries
 
 
+def _trusted(hit, path: Path, st: tuple[int, int]) -> bool:
+    """Whether a cache entry may stand for the file: written for its current size and mtime, and well-formed, with
+    metadata the file can hold (`decode.check_plausible`). Anything else (a stale, hand-edited or damaged entry) is
+    probed again, never trusted: a claimed frame count is what clip sampling and the decoders size themselves by."""
+    if not isinstance(hit, dict) or hit.get("size") != st[0] or hit.get("mtime_ns") != st[1]:
+        return False
+    if isinstance(hit.get("problem"), str) and "meta" not in hit:
+        return True
+    try:
+        meta = VideoMeta(**hit["meta"])
+        numbers = (meta.frames, meta.width, meta.height, meta.stream, meta.video_streams)
+        if not all(type(n) is int and n >= 0 for n in numbers) or min(meta.frames, meta.width, meta.height) < 1:
+            return False
+        check_plausible(str(path), meta, st[0])
+    except (KeyError, TypeError, DecodeError):
+        return False
+    return True
+
+
 def _load_cache(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    return data.get("files", {}) if data.get("version") == CACHE_VERSION else {}
+    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("files"), dict):
+        return {}
+    return data["files"]
 
 
 def _save_cache(path: Path, results: dict) -> None:

@@ -62,7 +62,10 @@ class Kinetics600(ClipDataset):
                 for candidate in (folder / name, folder / "release2018" / name):
                     if candidate.is_file():
                         return candidate
-        raise self.layout_error(f"no annotation CSV ({' / '.join(names)}) in {self.root} or beside it")
+        holds_csv = self.nearby_folder(lambda d: any((d / sub / name).is_file() for name in names
+                                                     for sub in ("", "annotations", "release2018")))
+        raise self.layout_error(f"no annotation CSV ({' / '.join(names)}) in {self.root} or beside it",
+                                self.did_you_mean(holds_csv))
 
     def discover(self) -> list[tuple[str, int]]:
         if self.config.split not in SPLITS:

@@ -83,8 +83,7 @@ def _prepare_one(args) -> str | None:
     array = np.memmap(frames_path, dtype=np.uint8, mode="r+", shape=(max(total, 1), res, res, 3))
     try:
         position = offset
-        for chunk in iter_all_frames(path, meta, decoder):
-            resized = resize_frames(chunk, res, resize).numpy()
+        for resized in iter_all_frames(path, meta, decoder, resize=lambda x: resize_frames(x, res, resize).numpy()):
             array[position : position + len(resized)] = resized
             position += len(resized)
         array.flush()

@@ -49,6 +49,11 @@ def parse_split(split_dir: Path, split: str, fold: int) -> tuple[list[str], list
     return classes, videos
 
 
+def has_split_lists(folder: Path) -> bool:
+    """Whether `folder` holds `ucfTrainTestlist/classInd.txt` (the split lists a root finds in or beside it)."""
+    return (folder / SPLIT_DIR / "classInd.txt").is_file()
+
+
 def match_case(root: Path, videos: list[tuple[str, int]]) -> list[tuple[str, int]]:
     """Replace each listed `Class/file` by the spelling found on disk (case-insensitive); unknown ones stay."""
     try:
@@ -91,7 +96,16 @@ class UCF101(ClipDataset):
         for candidate in candidates:
             if (candidate / "classInd.txt").is_file():
                 return candidate
-        raise self.layout_error(f"no UCF-101 split lists (classInd.txt) in {' or '.join(map(str, candidates))}")
+        holds_lists = None if self.config.split_dir else self.nearby_folder(has_split_lists)
+        raise self.layout_error(f"no UCF-101 split lists (classInd.txt) in {' or '.join(map(str, candidates))}",
+                                self.did_you_mean(holds_lists))
+
+    def root_flags(self, root: Path) -> str:
+        """`--data-root root`, plus where the split lists are when they would not be found from `root`."""
+        flags = super().root_flags(root)
+        if self.config.split_dir or has_split_lists(root) or has_split_lists(root.parent):
+            return flags
+        return f"{flags} --set data.split_dir={self.split_dir()}"
 
     def discover(self) -> list[tuple[str, int]]:
         c = self.config
