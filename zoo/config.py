@@ -10,7 +10,8 @@ entry per field: an interval string such as `"[1, inf)"` or `"(0, 1]"` (NaN is n
 strings. `None` values (optional fields) and fields without an entry are not range-checked; list/tuple fields are
 checked element by element. Every value set by a layer is checked when that layer is applied (the error names the
 file or flag), and the whole resolved experiment once more at the end, with a memory estimate of one batch.
-`describe_ranges` lists them (the README table of data and train ranges is checked against it by the tests).
+`describe_ranges` lists them (the table of data and train ranges in docs/safety.md is checked against it by the
+tests).
 """
 
 from __future__ import annotations
