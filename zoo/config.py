@@ -10,7 +10,8 @@ entry per field: an interval string such as `"[1, inf)"` or `"(0, 1]"` (NaN is n
 strings. `None` values (optional fields) and fields without an entry are not range-checked; list/tuple fields are
 checked element by element. Every value set by a layer is checked when that layer is applied (the error names the
 file or flag), and the whole resolved experiment once more at the end, with a memory estimate of one batch.
-`describe_ranges` lists them (the README table of data and train ranges is checked against it by the tests).
+`describe_ranges` lists them (the table of data and train ranges in docs/safety.md is checked against it by the
+tests).
 """
 
 from __future__ import annotations
@@ -244,6 +245,13 @@ class DataConfig:
     max_source_pixels: int = 4096 * 4096  # width x height above which a source video is a bad file: bounds its cost
 
 
+def heldout_data_config(config: DataConfig) -> DataConfig:
+    """The held-out clips of a training data config: the test split at the next data seed. The seed matters as much
+    as the split: procedural data (`shapes`) has no split, so at the training seed it would repeat the training
+    videos."""
+    return dataclasses.replace(config, split="test", seed=config.seed + 1)
+
+
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "ddp_find_unused_parameters_true",
               "ddp_find_unused_parameters_false", "fsdp", "fsdp_cpu_offload", "deepspeed", "deepspeed_stage_1",
@@ -257,13 +265,6 @@ PRECISIONS = ("32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true"
     num_nodes="[1, 100000]", strategy=STRATEGIES, precision=PRECISIONS, logger=("csv", "tensorboard", "wandb"),
     checkpoint_every="[1, inf)", sample_every="[0, inf)", sample_count="[1, 1024]", log_every="[1, inf)",
 )
-def heldout_data_config(config: DataConfig) -> DataConfig:
-    """The held-out clips of a training data config: the test split at the next data seed. The seed matters as much
-    as the split: procedural data (`shapes`) has no split, so at the training seed it would repeat the training
-    videos."""
-    return dataclasses.replace(config, split="test", seed=config.seed + 1)
-
-
 @dataclass
 class TrainConfig:
     """How the Lightning Trainer runs; flags of `zoo fit` land here."""

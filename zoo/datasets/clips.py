@@ -9,7 +9,7 @@ frames and video i allows `num_starts(i) = frames_i - span + 1` starts. A traini
 start drawn from `(seed, draw_seed)` only; a bare `index` takes the deterministic start drawn from `(seed, index)`;
 `pixels_at(index, start)` reads a clip-list entry.
 
-Policies (documented in the README):
+Policies (documented in docs/datasets.md, "Bad data"):
 * too short: videos with fewer frames than one clip's span are skipped when the dataset is built; counted in
   `counts["too_short"]` and logged once. Clips are never padded.
 * bad: a file that is listed but missing, or whose container cannot be read when indexing (zero bytes, unreadable

@@ -31,7 +31,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 DECODERS = ("auto", "decord", "pyav")
 DECORD_MISSING = ("decord is not installed (PyPI has decord wheels only for x86-64 Linux and Windows); "
-                  "use data.decoder=auto or pyav, or see the README's platform table for building decord")
+                  "use data.decoder=auto or pyav, or see docs/platforms.md for building decord")
 
 
 def decord_available() -> bool:

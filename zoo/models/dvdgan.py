@@ -20,7 +20,7 @@ the start of every resolution group, each group then holding two residual blocks
 up-sampling; the order within the group is ours). `rnn_per_group=False` gives the v1 layout: one ConvGRU at 4x4,
 followed by one joint (non-separable) self-attention on the 4x4 x T map, the same two blocks per group.
 
-Choices where the sources are silent or disagree (also in the README):
+Choices where the sources are silent or disagree (also in docs/models/dvdgan.md):
 * D learning rate 5e-4: the v2 summary's value (the v1 text reads "2e-4?" and the unofficial Harrypotterrrr code uses
   2e-4 with betas (0, 0.9)). The D:G ratio is 5:1, not BigGAN's 4:1 (BigGAN-PyTorch, the BigGAN author's reference
   code, launches its ImageNet runs with `--G_lr 1e-4 --D_lr 4e-4`). `d_lr` changes it.

@@ -193,7 +193,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     Two exact formulations (the reference has both): `fused` builds per-sample weights and runs one grouped
     convolution over the batch; otherwise the activations are scaled by the styles before a shared convolution and
     by the demodulation coefficients after it. `benchmarks/models_stylegan_v.py` times both; the unfused one is the
-    default (faster on CPU for training batches, see the README).
+    default (faster on CPU for training batches, see docs/benchmarks.md).
 
     Args:
         x: `(N, I, H, W)`.
