@@ -87,21 +87,22 @@ def test_positional_encoding_without_predicted_modulation_is_the_plain_sinusoids
 # -- G EMA: StyleGAN2-ADA's half-life schedule with ramp-up -----------------------------------------------------------
 
 
-def ema_beta(config: StyleGANVConfig, iteration: int, batch: int) -> float:
-    """beta = 0.5 ** (batch / half-life); half-life = ema_kimg * 1000 images, ramped up to at most ema_rampup times
-    the images seen so far, counted as the zoo counts them: (iteration + 1) * batch clips. (The official training loop
-    counts `cur_nimg` before the step's increment and in frames, iteration * batch * 3 for 3-frame clips.)"""
+def ema_beta(config: StyleGANVConfig, iteration: int, batch: int, frames: int) -> float:
+    """beta = 0.5 ** (batch / half-life); half-life = ema_kimg * 1000, ramped up to at most ema_rampup times the
+    images seen so far, counted as the official training loop counts `cur_nimg`: before the step's increment and in
+    frames, iteration * batch * frames."""
     half_life = config.ema_kimg * 1000
     if config.ema_rampup:
-        half_life = min(half_life, (iteration + 1) * batch * config.ema_rampup)
-    return 0.5 ** (batch / half_life)
+        half_life = min(half_life, iteration * batch * frames * config.ema_rampup)
+    return 0.5 ** (batch / max(half_life, 1e-8))
 
 
 @pytest.mark.parametrize("iteration, expect_ramp", [(3, True), (999, False)])
 def test_generator_ema_lerps_towards_the_weights_with_the_half_life_beta(iteration, expect_ramp):
-    """ema_kimg 0.1 (a 100-image half-life), ramp-up 0.05, batch 8: at step 3 the ramp-up gives a 1.6-image
-    half-life (beta = 0.5^5 = 0.03125); at step 999 the configured one (beta = 0.5^0.08)."""
-    model = tiny_model(ema_kimg=0.1, augment=False)
+    """ema_kimg 0.1 (a 100-image half-life), ramp-up 0.05, batch 8 of 3-frame clips: at step 3 the ramp-up gives a
+    3 * 8 * 3 * 0.05 = 3.6-image half-life (beta = 0.5^(8/3.6)); at step 999 the configured one (beta = 0.5^0.08)."""
+    model = tiny_model(ema_kimg=0.1, ema_rampup=0.05, augment=False)
+    assert model.spec.frames == 3
     attach_trainer(model)
     model.iteration, model.batch_size = iteration, 8
     with torch.no_grad():
@@ -110,8 +111,8 @@ def test_generator_ema_lerps_towards_the_weights_with_the_half_life_beta(iterati
     before = [p.detach().clone() for p in model.generator_ema.module.parameters()]
     weights = [p.detach().clone() for p in model.generator.parameters()]
     model.update_generator_ema()
-    beta = ema_beta(model.config, iteration, 8)
-    assert (beta == pytest.approx(0.5**5)) if expect_ramp else (beta == pytest.approx(0.5 ** (8 / 100)))
+    beta = ema_beta(model.config, iteration, 8, model.spec.frames)
+    assert (beta == pytest.approx(0.5 ** (8 / 3.6))) if expect_ramp else (beta == pytest.approx(0.5 ** (8 / 100)))
     after = list(model.generator_ema.module.parameters())
     assert any(not torch.equal(b, w) for b, w in zip(before, weights)), "EMA and G must differ before the update"
     for b, w, a in zip(before, weights, after):
