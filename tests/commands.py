@@ -3,6 +3,7 @@
 `venv/bin/python -m pytest` without the virtualenv activated must test that virtualenv's `zoo`, so the console
 script is looked up beside `sys.executable`; where it is not installed there, `python -m zoo.cli` runs the same code.
 """
+import re
 import sys
 from pathlib import Path
 
@@ -14,3 +15,10 @@ def zoo_command() -> list[str]:
 
 
 ZOO = zoo_command()
+
+
+def printed_lines(stream: str) -> list[str]:
+    """The non-blank lines of captured output, as a reader sees them: progress bars redraw with \\r and, when one
+    is nested in another, move the cursor with ANSI escapes; both are removed."""
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", stream)
+    return [line for line in text.replace("\r", "\n").splitlines() if line.strip()]

@@ -7,6 +7,7 @@ import shutil
 import pytest
 import torch
 
+from tests.commands import printed_lines
 from zoo.cli import main
 from zoo.evaluate import EvalRequest, evaluate
 from zoo.leaderboard import read_rows
@@ -66,8 +67,8 @@ def error_of(capsys, argv) -> str:
     capsys.readouterr()
     assert main(argv) == 2
     err = capsys.readouterr().err
-    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "video/s" not in line]
-    assert len(lines) == 1 and "Traceback" not in err, err  # one line besides the indexing progress bar
+    lines = [line for line in printed_lines(err) if "video/s" not in line]
+    assert len(lines) == 1 and "Traceback" not in err, err  # one line besides the indexing progress bars
     return lines[0]
 
 

@@ -18,6 +18,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.commands import printed_lines
 from tests.conftest import REPO
 from zoo.cli import main
 from zoo.errors import ZooError
@@ -187,7 +188,7 @@ def test_zoo_eval_detector_weights_payload_is_one_line(tmp_path, capsys):
     argv = ["eval", "--metric", "fvd_shapes", "--fake-dir", str(clips), "--real-dir", str(clips), "--num-samples", "4",
             "--num-real", "4", "--detector-weights", str(weights), "--no-leaderboard"]
     assert main(argv) == 2
-    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("zoo eval")]  # past the bars
+    err = [line for line in printed_lines(capsys.readouterr().err) if line.startswith("zoo eval")]  # past the bars
     assert err == [f"zoo eval: error: shapes_net weights {weights} refers to the Python object posix.system{REFUSES}; "
                    "use the official file (`zoo weights fetch`) or one you converted yourself"]
     assert not marker.exists()
@@ -205,7 +206,7 @@ def test_zoo_eval_i3d_weights_raw_pickle_payload_names_the_global(tmp_path, caps
     argv = ["eval", "--metric", "fvd", "--fake-dir", str(clips), "--real-dir", str(clips), "--num-samples", "4",
             "--num-real", "4", "--detector-weights", str(weights), "--no-leaderboard"]
     assert main(argv) == 2
-    (err,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("zoo eval")]
+    (err,) = [line for line in printed_lines(capsys.readouterr().err) if line.startswith("zoo eval")]
     assert err.startswith(f"zoo eval: error: --detector-weights {weights} cannot be used as i3d"), err
     assert "posix.system" in err and "not a PyTorch or NumPy archive" not in err, err
     assert not marker.exists()

@@ -130,12 +130,13 @@ def build_index(
     if todo:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             probed = pool.map(lambda rel: _probe_one(root / rel, video_stream), todo)
-            bar = tqdm(probed, total=len(todo), desc=f"indexing {root.name}", unit="video", disable=not progress,
-                       leave=False)
-            for rel, info in zip(todo, bar):
-                st = _stat(root / rel)
-                if st is not None and st != NOT_REGULAR:
-                    results[rel] = {"size": st[0], "mtime_ns": st[1], **info}
+            # `with`: zip stops on `todo` and never finishes the bar's iterator, which would leave it open
+            with tqdm(probed, total=len(todo), desc=f"indexing {root.name}", unit="video", disable=not progress,
+                      leave=False) as bar:
+                for rel, info in zip(todo, bar):
+                    st = _stat(root / rel)
+                    if st is not None and st != NOT_REGULAR:
+                        results[rel] = {"size": st[0], "mtime_ns": st[1], **info}
         _save_cache(cache_file, results)
     entries = []
     for (rel, label), st in zip(videos, stats):

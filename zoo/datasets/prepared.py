@@ -57,10 +57,10 @@ def prepare(dataset, out: str | Path, workers: int = 2, progress: bool = True) -
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) if workers > 1 else None
     try:
         results = pool.map(_prepare_one, args, chunksize=4) if pool else map(_prepare_one, args)
-        for record, problem in tqdm(zip(usable, results), total=len(jobs), desc="preparing",
-                                    unit="video", disable=not progress):
-            if problem:
-                failed[record.path] = problem
+        with tqdm(zip(usable, results), total=len(jobs), desc="preparing", unit="video", disable=not progress) as bar:
+            for record, problem in bar:
+                if problem:
+                    failed[record.path] = problem
     finally:
         if pool:
             pool.shutdown()
