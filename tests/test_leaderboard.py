@@ -13,7 +13,7 @@ def _row(i: int, **kw) -> dict:
     row.update(date="2026-01-01T00:00:00+00:00", model=f"m{i}", dataset="ucf101", preset="fvd2048_16f", metric="fvd",
                value=repr(100.0 + i), num_real=2048, num_fake=2048, detector_verified="True", training_steps=i,
                code_version="0.1.0", extra='{"a, b": "quoted,comma"}',
-               protocol='{"detector": {"trust": "verified", "verified": true}}')
+               protocol='{"detector": {"trust": "verified", "verified": true}, "resolution": 256}')
     row.update(kw)
     return row
 

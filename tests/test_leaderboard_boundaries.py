@@ -1,6 +1,7 @@
 """`zoo.leaderboard.comparable` on both sides of each of its boundaries: exactly the preset's sample counts (one fewer
 or one more of either side is not comparable; a preset without real clips takes any real count) and detector weights
-verified against the table (pinned locally or unverified is not comparable)."""
+verified against the table (pinned locally or unverified is not comparable); and rows at different resolutions are
+ranked apart and meet a paper's number only at its resolution."""
 
 from __future__ import annotations
 
@@ -69,3 +70,48 @@ def test_every_reason_is_listed_and_unknown_presets_are_refused():
     ok, why = comparable(row("fvd2048_16f", 2047, 2048, "False"))
     assert not ok and why.count(";") == 1 and "unverified" in why and "sample counts" in why
     assert comparable({"preset": "fvd999"}) == (False, "unknown preset fvd999")
+
+
+def scored_at(resolution, value: float, model: str) -> dict:
+    out = row("fvd2048_16f", 2048, 2048, protocol=json.dumps({"detector": {"trust": "verified", "verified": True},
+                                                              "resolution": resolution}))
+    out.update(model=model, dataset="ucf101", value=repr(value), date="2026-01-01T00:00:00+00:00",
+               code_version="0.1.0", extra="{}")
+    return out
+
+
+def test_rows_at_other_resolutions_are_ranked_apart_and_meet_the_paper_only_at_its_own():
+    from zoo.leaderboard import _tables, protocol_label, row_resolution
+
+    low, high = scored_at(64, 100.0, "small"), scored_at(256, 900.0, "large")
+    assert (row_resolution(low), row_resolution(high)) == (64, 256)
+    assert comparable(low) == comparable(high) == (True, "yes"), "each follows its preset"
+    records = _tables([high, low])[("ucf101", "fvd")]
+    zoo_rows = [r for r in records if not r["model"].endswith("(paper)")]
+    # one ranking per resolution: the 64px row's lower FVD does not put it above the 256px one within one ranking
+    assert [(r["model"], r["protocol"]) for r in zoo_rows] == [("large", "fvd2048_16f @ 256px"),
+                                                                ("small", "fvd2048_16f @ 64px")]
+    paper = {r["model"]: r for r in records if r["model"].endswith("(paper)")}
+    assert paper["mocogan (paper)"]["protocol"] == protocol_label("fvd2048_16f", 256) == "fvd2048_16f @ 256px"
+    assert paper["mocogan (paper)"]["comparable"] == "same protocol"
+    only_low = {r["model"]: r for r in _tables([low])[("ucf101", "fvd")]}
+    assert only_low["mocogan (paper)"]["comparable"] == "different protocol: not comparable", \
+        "a 64px FVD is not the paper's 256px FVD"
+
+
+@pytest.mark.parametrize("protocol", ["{}", "not json", json.dumps({"resolution": "64"}), json.dumps({"resolution": 0}),
+                                      json.dumps({"resolution": True})])
+def test_a_row_without_a_usable_resolution_keeps_the_bare_preset(protocol):
+    from zoo.leaderboard import protocol_label, row_resolution
+
+    out = row("fvd2048_16f", 2048, 2048, protocol=protocol)
+    assert row_resolution(out) is None and protocol_label("fvd2048_16f", row_resolution(out)) == "fvd2048_16f"
+
+
+def test_rows_record_the_resolution_the_clips_were_scored_at():
+    from zoo.evaluate import EvalRequest
+    from zoo.leaderboard import scored_resolution
+
+    assert scored_resolution(EvalRequest(metrics=["fvd"], resolution=32), {"resolution": 128}) == 32
+    assert scored_resolution(EvalRequest(metrics=["fvd"]), {"resolution": 128}) == 128
+    assert scored_resolution(EvalRequest(metrics=["fvd"]), {}) == 64  # DataConfig's default

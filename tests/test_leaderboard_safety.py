@@ -117,12 +117,10 @@ def test_tables_say_which_values_are_better_and_rank_by_it():
     prdc = [_row(m, metric="prdc", preset="prdc_shapes", value=v) for m, v in (("low", "0.1"), ("high", "0.9"))]
     page = render(acd + fvd + prdc, "html")
     sections = {m: html.unescape(t) for m, t in re.findall(r"<h3>shapes · (\w+)</h3><p>([^<]*)</p>", page)}
-    assert sections == {"acd": "Closer to the real clips' value (acd_real) is better; the zoo's rows best first per "
-                               "protocol, then the real-vs-real floor (where measured), then the papers'.",
-                        "fvd": "Lower is better; the zoo's rows best first per protocol, then the real-vs-real floor "
-                               "(where measured), then the papers'.",
-                        "prdc": "Higher is better; the zoo's rows best first per protocol, then the real-vs-real "
-                                "floor (where measured), then the papers'."}
+    order_note = ("the zoo's rows best first per protocol and resolution, then the real-vs-real floor (where "
+                  "measured), then the papers'.")
+    assert sections == {"acd": f"Closer to the real clips' value (acd_real) is better; {order_note}",
+                        "fvd": f"Lower is better; {order_note}", "prdc": f"Higher is better; {order_note}"}
 
     def order(metric):
         table = page.split(f"<h3>shapes · {metric}</h3>")[1].split("</table>")[0]

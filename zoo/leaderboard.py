@@ -91,11 +91,21 @@ def make_row(result, request, run: dict, code_version: str) -> dict:
         "seed": (experiment.get("train") or {}).get("seed", ""),
         "training_steps": run.get("iteration", ""),
         "code_version": code_version,
-        "protocol": json.dumps({**result.preset.protocol(), "resolution": data.get("resolution"),
+        "protocol": json.dumps({**result.preset.protocol(), "resolution": scored_resolution(request, data),
                                 "eval_seed": request.seed, "detector": result.detector}, sort_keys=True),
         "extra": json.dumps(extra, sort_keys=True),
         "samples": "",
     }
+
+
+def scored_resolution(request, data: dict) -> int:
+    """The resolution the clips were scored at: `--resolution` where given, else the checkpoint's data config's (the
+    same choice `zoo.evaluate.real_data_config` makes), else the data layer's default."""
+    from zoo.config import DataConfig
+
+    if request.resolution is not None:
+        return request.resolution
+    return data.get("resolution") or DataConfig().resolution
 
 
 def _verified_column(detector: dict) -> str:
@@ -282,6 +292,22 @@ def paper_references(dataset: str) -> list[dict]:
     return out
 
 
+def row_resolution(row: dict) -> int | None:
+    """The clip resolution (pixels a side) a row was scored at, from its protocol record; None where it says none."""
+    try:
+        value = json.loads(row.get("protocol") or "{}").get("resolution")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def protocol_label(preset: str, resolution: int | None) -> str:
+    """A preset at one resolution: the unit rows are ranked within and compared with papers by. The presets fix
+    counts, clip length and detector but not the resolution (the dataset's), and FVD at 64^2 and at 256^2 are not
+    the same measurement."""
+    return f"{preset} @ {resolution}px" if resolution else preset
+
+
 def comparable(row: dict) -> tuple[bool, str]:
     """Whether a zoo row follows its preset exactly (sample counts, detector weights verified against the table);
     every reason when not."""
@@ -391,8 +417,8 @@ def _value_text(row: dict, secondary: dict) -> str:
 
 
 def _tables(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
-    """`(dataset, metric)` -> display records: the zoo's rows best first per protocol (`rank_key`), the
-    real-versus-real floor rows, then the papers' references."""
+    """`(dataset, metric)` -> display records: the zoo's rows best first per protocol at each resolution
+    (`protocol_label`, `rank_key`), the real-versus-real floor rows, then the papers' references."""
     tables: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         ok, why = comparable(row)
@@ -402,7 +428,8 @@ def _tables(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
         floor = row["model"] == FLOOR_MODEL
         tables.setdefault((row["dataset"], row["metric"]), []).append({
             "model": "real vs real (floor)" if floor else row["model"], "value": _value_text(row, secondary),
-            "interval": interval, "protocol": row["preset"], "n": f"{row['num_real']}/{row['num_fake']}",
+            "interval": interval, "protocol": protocol_label(row["preset"], row_resolution(row)),
+            "n": f"{row['num_real']}/{row['num_fake']}",
             "steps": row["training_steps"], "source": f"zoo {row['code_version']} {row['date'][:10]}",
             "comparable": why if not ok else "yes", "samples": row["samples"], "floor": floor,
             "rank": rank_key(row["metric"], row["value"], secondary),
@@ -415,10 +442,11 @@ def _tables(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
             if ref.get("metric") != metric:
                 continue
             value = f"{ref['value']}" + (f" ± {ref['std']}" if "std" in ref else "")
-            same = ref.get("protocol") in measured
+            label = protocol_label(ref.get("protocol", "?"), ref.get("resolution"))
+            same = label in measured
             tables[(dataset, metric)].append({
                 "model": f"{ref['model']} (paper)", "value": value, "interval": "",
-                "protocol": ref.get("protocol", "?"),
+                "protocol": label,
                 "n": "", "steps": "", "source": ref.get("source", ""),
                 "comparable": "same protocol" if same else "different protocol: not comparable", "samples": "",
                 "floor": False, "rank": None,
@@ -427,7 +455,8 @@ def _tables(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
 
 
 FIELDS = ("model", "value", "interval", "protocol", "n", "steps", "comparable", "source")
-ORDER_NOTE = "the zoo's rows best first per protocol, then the real-vs-real floor (where measured), then the papers'"
+ORDER_NOTE = ("the zoo's rows best first per protocol and resolution, then the real-vs-real floor (where measured), "
+              "then the papers'")
 
 
 def _md_text(value) -> str:
