@@ -168,15 +168,19 @@ def test_out_never_overwrites_silently(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["leaderboard.csv", "leaderboard.csv.lock", "page.md"]
 
 
-def test_zoo_eval_exits_non_zero_when_its_rows_were_set_aside(tmp_path, capsys):
+@pytest.mark.parametrize("devices", [1, 2])
+def test_zoo_eval_exits_non_zero_when_its_rows_were_set_aside(tmp_path, capfd, devices):
+    # under DDP the set-aside happens in rank 0's spawned process: the same one line, never its traceback
     clips = tmp_path / "clips"
     assert main(["data", "synth", "--out", str(clips), "--num", "10", "--frames", "16", "--resolution", "16"]) == 0
     board = tmp_path / "leaderboard.csv"
     board.write_text("a,b\n1,2\n")  # not a leaderboard: the append is refused
-    capsys.readouterr()
+    capfd.readouterr()
     code = main(["eval", "--fake-dir", str(clips), "--real-dir", str(clips), "--metric", "fvd_shapes",
-                 "--num-samples", "10", "--num-real", "10", "--leaderboard", str(board)])
-    err = capsys.readouterr().err.strip().splitlines()[-1]
+                 "--num-samples", "10", "--num-real", "10", "--leaderboard", str(board), "--devices", str(devices)])
+    printed = capfd.readouterr()
+    assert "Traceback" not in printed.err + printed.out
+    err = printed.err.strip().splitlines()[-1]
     (saved,) = tmp_path.glob("leaderboard.unsaved-*.csv")
     assert code == 2 and err.startswith("zoo eval: error: could not append to") and str(saved) in err
     assert [r["preset"] for r in read_rows(saved)] == ["fvd_shapes"] and board.read_text() == "a,b\n1,2\n"

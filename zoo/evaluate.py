@@ -612,9 +612,18 @@ def _run(rank: int, world: int, request: EvalRequest, port: int, out: str | None
                     k: float(v) if isinstance(v, (int, float)) else v  # undefined: None and its reason
                     for k, v in r.values.items() if k != "_samples"})) for r in results], out)
         return results
+    except ZooError as e:
+        if out is not None:  # a spawned rank: its parent turns the file into the same one-line error
+            Path(error_file(out, rank)).write_text(str(e))
+        raise
     finally:
         if world > 1:
             torch.distributed.destroy_process_group()
+
+
+def error_file(out: str, rank: int) -> str:
+    """Where spawned rank `rank` leaves the message of the `ZooError` it stopped on."""
+    return f"{out}.rank{rank}.error"
 
 
 def _free_port() -> int:
@@ -635,7 +644,16 @@ def evaluate(request: EvalRequest) -> list[EvalResult]:
 
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "results.pt")
-        mp.spawn(_run, args=(request.devices, request, _free_port(), out), nprocs=request.devices, join=True)
+        try:
+            mp.spawn(_run, args=(request.devices, request, _free_port(), out), nprocs=request.devices, join=True)
+        except (mp.ProcessRaisedException, mp.ProcessExitedException):
+            # a rank that stopped on a ZooError (rows set aside, bad data found mid-run) says why in one line, as
+            # one process would; the other ranks' errors are the collective it left (a closed connection)
+            said = [Path(error_file(out, r)) for r in range(request.devices)]
+            message = next((p.read_text() for p in said if p.is_file()), None)
+            if message is None:
+                raise
+            raise ZooError(message) from None
         records = torch.load(out, weights_only=True)
         return [EvalResult(**{**r, "preset": Preset(**r["preset"]),
                               "interval": tuple(r["interval"]) if r["interval"] is not None else None})
