@@ -44,11 +44,22 @@ MODULES: dict[str, list[str]] = {
         "tests/test_leaderboard.py::test_render_marks_comparability_and_paper_numbers",
         "tests/test_leaderboard_lock.py::test_lock_is_held_while_the_rows_are_formatted",
         "tests/test_leaderboard_mutants.py",
+        # the rendering side: comparability, ranking, the protocol-and-resolution unit, escaping, --out
+        "tests/test_leaderboard_boundaries.py",
+        *(f"tests/test_leaderboard_safety.py::{name}" for name in (
+            "test_html_page_embeds_its_samples_and_shows_them_wherever_it_is_written",
+            "test_html_page_never_reads_files_outside_its_samples_folder", "test_html_escapes_every_field",
+            "test_markdown_escapes_html_links_and_cell_breaks",
+            "test_tables_say_which_values_are_better_and_rank_by_it",
+            "test_a_field_over_the_csv_limit_is_refused_on_write_and_one_line_on_read",
+            "test_out_never_overwrites_silently")),
     ],
     "zoo/datasets/transforms.py": ["tests/datasets/test_decode.py", "tests/datasets/test_transforms_mutants.py"],
     "zoo/models/ema.py": ["tests/test_mutation_kills.py::test_ema_after_k_updates_is_the_closed_form_average",
                           "tests/test_mutation_kills.py::test_ema_decay_range_and_frozen_copy"],
     "zoo/models/base.py": ["tests/models/test_checkpoint_mutants.py"],
+    # how the generated side is shared among DDP ranks (the gloo test of test_evaluate.py is invisible to mutmut)
+    "zoo/evaluate.py": ["tests/test_eval_partition.py"],
     **{f"zoo/metrics/{name}.py": [
         "tests/metrics/test_frechet.py", "tests/metrics/test_shapes_metrics.py",
         "tests/test_mutation_kills.py::test_build_metric_uses_the_presets_covariance",
@@ -91,9 +102,16 @@ MODULES: dict[str, list[str]] = {
 # `name` is a module-level function, `Class.name` a method, `*.name` a method of any class). The score then counts
 # those functions' mutants only; docs/testing.md says which functions each such row covers.
 FUNCTIONS: dict[str, list[str]] = {
-    # the write path and its locking, and the reader that checks what was written (not the rendering)
-    "zoo/leaderboard.py": ["_format", "_check_header", "_set_aside_partial", "append_rows", "append_or_set_aside",
-                           "_check_numbers", "read_rows"],
+    # the whole module but the argparse wiring: the write path, its locking and reader, and the rendering
+    # (comparability, ranking, escaping, embedded samples, --out)
+    "zoo/leaderboard.py": ["RowsSetAside.__init__", "make_row", "scored_resolution", "_verified_column",
+                           "detector_trust", "_format", "_check_field_sizes", "_check_header", "_set_aside_partial",
+                           "append_rows", "append_or_set_aside", "_check_numbers", "read_rows", "paper_references",
+                           "row_resolution", "protocol_label", "comparable", "better_text", "rank_key", "finite",
+                           "image_data_uri", "_secondary", "_value_text", "_tables", "_md_text", "_markdown", "_html",
+                           "_samples_link", "render", "write_text_atomic", "_check_out", "_run_leaderboard"],
+    # the generated side's batches, rank by rank, and their noise seeds
+    "zoo/evaluate.py": ["_batches", "fake_videos"],
     # checkpoint writing and loading (not the sampling helpers of the model base class)
     "zoo/models/base.py": ["read_checkpoint", "_unreadable_message", "checkpoint_meta", "state_dict_mismatch",
                            "check_state_dict", "model_from_meta", "load_model",
