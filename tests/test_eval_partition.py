@@ -1,6 +1,7 @@
 """How `zoo eval` shares the generated side among DDP ranks, checked in one process (the DDP test in test_evaluate.py
 runs real gloo ranks, which mutation testing cannot see into): batch b of the preset's videos goes to rank b % world,
-its noise seeded by the evaluation seed and b alone, so any number of ranks draws exactly the one-process videos."""
+its noise seeded by the evaluation seed and b alone (or, for a `--fake-dir`, the folder's good files b), so any
+number of ranks draws exactly the one-process videos."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import pytest
 import torch
 
 from tests.conftest import REPO
-from zoo.config import resolve_config
+from zoo.cli import main
+from zoo.config import DataConfig, resolve_config
 from zoo.datasets.shapes import MOTIONS, SHAPES
-from zoo.evaluate import EvalRequest, fake_videos
+from zoo.errors import ZooError
+from zoo.evaluate import EvalRequest, GeneratedFolder, fake_videos
 from zoo.metrics.feature_metric import as_pixels
 from zoo.metrics.presets import PRESETS
 from zoo.models.base import VideoSpec
@@ -35,9 +38,9 @@ def preset(num_fake: int, frames: int = FRAMES, stride: int = 1):
     return dataclasses.replace(PRESETS["fvd_shapes"], num_fake=num_fake, frames=frames, frame_stride=stride)
 
 
-def draws(model, p, rank: int, world: int, seed: int = 0, batch_size: int = 3) -> list[torch.Tensor]:
+def draws(model, p, rank: int, world: int, seed: int = 0, batch_size: int = 3, folder=None) -> list[torch.Tensor]:
     request = EvalRequest(metrics=["fvd_shapes"], seed=seed, batch_size=batch_size)
-    return list(fake_videos(request, model, p, None, rank, world))
+    return list(fake_videos(request, model, p, folder, rank, world))
 
 
 def by_hand(model, count: int, seed: int, b: int, frames=None) -> torch.Tensor:
@@ -81,3 +84,34 @@ def test_a_strided_preset_samples_its_span_and_keeps_every_stride_th_frame(model
     longer = preset(num_fake=2, frames=6, stride=2)  # span 12: the model is asked for 12 frames
     (batch,) = draws(model, longer, 0, 1, batch_size=2)
     assert torch.equal(batch, as_pixels(by_hand(model, 2, 0, 0, frames=12)[:, :, ::2]))
+
+
+@pytest.fixture(scope="module")
+def generated_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("generated")
+    assert main(["data", "synth", "--out", str(root), "--num", "5", "--frames", "8", "--resolution", "16"]) == 0
+    return root
+
+
+def test_a_generated_folder_is_shared_the_same_way_batch_by_batch(generated_folder):
+    config = DataConfig(frames=FRAMES, resolution=16, num_workers=0)
+    p = preset(num_fake=5)
+    alone = draws(None, p, 0, 1, batch_size=2, folder=GeneratedFolder(str(generated_folder), config))
+    assert [b.shape for b in alone] == [(2, FRAMES, 16, 16, 3)] * 2 + [(1, FRAMES, 16, 16, 3)]
+    folder = GeneratedFolder(str(generated_folder), config)
+    videos = [folder.dataset.pixels_at(i, 0) for i in folder.good]
+    assert torch.equal(torch.cat(alone), torch.stack(videos)), "every good file once, in the folder's order"
+    shares = [draws(None, p, rank, 2, batch_size=2, folder=GeneratedFolder(str(generated_folder), config))
+              for rank in (0, 1)]
+    assert [len(s) for s in shares] == [2, 1]
+    assert torch.equal(shares[0][0], alone[0]) and torch.equal(shares[0][1], alone[2])
+    assert torch.equal(shares[1][0], alone[1])
+
+
+def test_too_few_generated_files_or_no_generated_side_is_one_line(generated_folder):
+    folder = GeneratedFolder(str(generated_folder), DataConfig(frames=FRAMES, resolution=16, num_workers=0))
+    with pytest.raises(ZooError, match=rf"^--fake-dir {generated_folder} holds 5 usable videos but fvd_shapes needs "
+                                       r"6; generate more or pass --num-samples 5$"):
+        draws(None, preset(num_fake=6), 0, 1, folder=folder)
+    with pytest.raises(ZooError, match=r"^give the generated videos: --ckpt PATH or --fake-dir DIR$"):
+        draws(None, preset(num_fake=2), 0, 1)
