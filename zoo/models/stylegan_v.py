@@ -488,9 +488,13 @@ class StyleGANV(GANModel):
         """Lazy R1 (StyleGAN2 Sec. 4): gamma / 2 * ||grad D(real)||^2, weighted by the interval."""
         real, real_t = self.real_clip(batch)
         real = real.detach().requires_grad_(True)
+        logits = self.discriminate(real, real_t)
         # official: squared gradient summed per frame, averaged over the clip's frames
-        penalty = r1_penalty(self.discriminate(real, real_t), real) / real.shape[2]
-        return penalty * (self.config.r1_gamma / 2) * self.config.r1_interval, {"r1": penalty}
+        penalty = r1_penalty(logits, real) / real.shape[2]
+        # official loss.py:173 adds `image_logits * 0`: every D parameter gets a gradient (zero for the output bias,
+        # which the penalty cannot reach), so Adam's step count and second moments advance for all of them here
+        loss = penalty * (self.config.r1_gamma / 2) * self.config.r1_interval + logits.sum() * 0
+        return loss, {"r1": penalty}
 
     def generator_loss(self, batch: dict):
         fake, fake_t = self.generate(batch)
