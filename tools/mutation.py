@@ -45,7 +45,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_leaderboard_lock.py::test_lock_is_held_while_the_rows_are_formatted",
         "tests/test_leaderboard_mutants.py",
         # the rendering side: comparability, ranking, the protocol-and-resolution unit, escaping, --out
-        "tests/test_leaderboard_boundaries.py",
+        "tests/test_leaderboard_boundaries.py", "tests/test_leaderboard_rows.py", "tests/test_leaderboard_render.py",
         *(f"tests/test_leaderboard_safety.py::{name}" for name in (
             "test_html_page_embeds_its_samples_and_shows_them_wherever_it_is_written",
             "test_html_page_never_reads_files_outside_its_samples_folder", "test_html_escapes_every_field",

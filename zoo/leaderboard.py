@@ -284,11 +284,13 @@ def read_rows(path: str | Path) -> list[dict]:
 
 
 def paper_references(dataset: str) -> list[dict]:
-    """The `reference:` entries of every `experiments/<model>/<dataset>.yaml`, each with its `model` added."""
+    """The `reference:` entries of every `experiments/<model>/<dataset>.yaml`, each with its `model`: the entry's
+    own where it names one (a paper's number for another model, e.g. StyleGAN-V's retrained baselines), else the
+    folder's."""
     out = []
     for path in sorted(EXPERIMENTS_DIR.glob(f"*/{dataset}.yaml")):
         for ref in (yaml.safe_load(path.read_text()) or {}).get("reference") or []:
-            out.append({**ref, "model": path.parent.name})
+            out.append({"model": path.parent.name, **ref})
     return out
 
 
