@@ -156,3 +156,84 @@ def test_the_smallest_resolution_is_still_a_resolution():
     from zoo.leaderboard import row_resolution
 
     assert row_resolution({"protocol": json.dumps({"resolution": 1})}) == 1
+
+
+def test_the_command_prints_the_page_as_rendered_or_says_where_it_wrote_it(tmp_path, capsys):
+    from zoo.cli import main
+    from zoo.leaderboard import append_rows
+
+    board = tmp_path / "leaderboard.csv"
+    append_rows(board, ROWS)
+    capsys.readouterr()
+    assert main(["leaderboard", "--file", str(board)]) == 0
+    assert capsys.readouterr().out == render(read_back(board), "md"), "stdout: the page exactly, no extra newline"
+    out = tmp_path / "page.html"
+    assert main(["leaderboard", "--file", str(board), "--format", "html", "--out", str(out)]) == 0
+    assert capsys.readouterr().out == f"wrote {out}\n"
+    assert out.read_text() == render(read_back(board), "html", base=tmp_path)
+    assert main(["leaderboard", "--file", str(board), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"zoo leaderboard: error: --out {tmp_path} is a folder; name a file in it, "
+                                       f"e.g. --out {tmp_path / 'leaderboard.html'}\n")
+
+
+def read_back(path):
+    from zoo.leaderboard import read_rows
+
+    return read_rows(path)
+
+
+def test_an_unwritable_out_is_one_line_and_writes_nothing(tmp_path, capsys):
+    from pathlib import Path
+
+    from zoo.cli import main
+    from zoo.leaderboard import append_rows
+
+    if not Path("/proc/self").is_dir():
+        pytest.skip("needs /proc: a folder no user, root included, can create files in")
+    board = tmp_path / "leaderboard.csv"
+    append_rows(board, ROWS)
+    capsys.readouterr()
+    assert main(["leaderboard", "--file", str(board), "--out", "/proc/zoo-page.md"]) == 2
+    assert capsys.readouterr().err == ("zoo leaderboard: error: --out /proc/zoo-page.md: cannot write it (No such "
+                                       "file or directory); nothing was written\n")
+
+
+def test_field_and_image_limits_hold_exactly_at_the_limit(tmp_path):
+    from zoo.leaderboard import FIELD_LIMIT, MAX_EMBED_BYTES, _check_field_sizes, image_data_uri
+
+    _check_field_sizes({"model": "m", "extra": "x" * FIELD_LIMIT})  # at the limit: accepted
+    with pytest.raises(ZooError, match=rf"^leaderboard column extra of model {'m' * 40!r} holds {FIELD_LIMIT + 1} "
+                                       rf"characters, over the {FIELD_LIMIT} a field may hold; nothing was written$"):
+        _check_field_sizes({"model": "m" * 50, "extra": "x" * (FIELD_LIMIT + 1)})
+    samples = tmp_path / "leaderboard_samples"
+    samples.mkdir()
+    exact = samples / "exact.gif"
+    exact.write_bytes(b"GIF89a" + b"\0" * (MAX_EMBED_BYTES - 6))
+    uri, why = image_data_uri(exact, samples)
+    assert why == "" and uri.startswith("data:image/gif;base64,R0lGODlh")
+    over = samples / "over.gif"
+    over.write_bytes(b"GIF89a" + b"\0" * (MAX_EMBED_BYTES - 5))
+    assert image_data_uri(over, samples) == (None, f"larger than {MAX_EMBED_BYTES // 2**20} MiB")
+
+
+def test_the_samples_section_has_its_heading(tmp_path):
+    samples = tmp_path / "leaderboard_samples"
+    samples.mkdir()
+    (samples / "a.gif").write_bytes(b"GIF89a" + b"\0" * 10)
+    page = render([row("m", "1.0", samples="leaderboard_samples/a.gif")], "html", base=tmp_path)
+    assert "\n<h2>Samples</h2>\n<figure id='samples-1'>" in page
+
+
+def test_one_sided_intervals_are_not_shown_and_a_rank_of_zero_ranks_first():
+    (half,) = _tables([row("m", "1.0", interval_low="0.5")])[("shapes", "fvd")]
+    assert half["interval"] == ""
+    acd = [row(name, value, metric="acd", preset="acd_shapes", extra=json.dumps({"acd_real": 0.5}))
+           for name, value in (("off", "1.0"), ("exact", "0.5"))]  # ranks 0.5 and 0.0
+    assert [r["model"] for r in _tables(acd)[("shapes", "acd")]] == ["exact", "off"]
+
+
+def test_markdown_cells_leave_quotes_alone_and_escape_each_markdown_character():
+    from zoo.leaderboard import _md_text
+
+    assert _md_text("a \"b\" 'c'") == "a \"b\" 'c'"
+    assert [_md_text(c) for c in "\\|[]X"] == ["\\\\", "\\|", "\\[", "\\]", "X"]
