@@ -237,3 +237,9 @@ def test_markdown_cells_leave_quotes_alone_and_escape_each_markdown_character():
 
     assert _md_text("a \"b\" 'c'") == "a \"b\" 'c'"
     assert [_md_text(c) for c in "\\|[]X"] == ["\\\\", "\\|", "\\[", "\\]", "X"]
+
+
+def test_an_unreadable_image_path_says_why(tmp_path):
+    from zoo.leaderboard import image_data_uri
+
+    assert image_data_uri(tmp_path / "a\0.gif", tmp_path) == (None, "unreadable (ValueError)")
