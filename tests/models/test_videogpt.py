@@ -147,6 +147,22 @@ def test_never_chosen_code_is_restarted_at_an_encoder_output():
     torch.testing.assert_close(kept.embeddings[3], torch.tensor([100.0, 100.0]))  # above the threshold: kept
 
 
+def test_float64_codebook_counts_and_perplexity_stay_float64():
+    """The official code counts codes in the encoder outputs' dtype (one-hots `type_as` them); counting in float32
+    left a float64 model's perplexity rounded to float32 (found by the float64 transplant against the official
+    code, docs/models/videogpt_vqvae.md)."""
+    book = codebook().double()
+    points = torch.tensor([[1.0, 0.0], [1.0, 2.0], [11.0, 0.0], [0.0, 9.0], [0.0, 11.0], [0.0, 12.0], [0.5, 0.5]],
+                          dtype=torch.float64)  # codes 0, 0, 1, 2, 2, 2, 0: histogram 3/7, 1/7, 3/7
+    out = book(as_map(points))
+    assert out.codes.flatten().tolist() == [0, 0, 1, 2, 2, 2, 0]
+    probs = [3 / 7, 1 / 7, 3 / 7]
+    perplexity = math.exp(-sum(p * math.log(p + 1e-10) for p in probs))  # by hand, in Python floats
+    assert out.perplexity.dtype == torch.float64
+    assert abs(out.perplexity.item() - perplexity) < 1e-12
+    assert book.cluster_size.dtype == torch.float64
+
+
 def test_codebook_is_initialised_from_encoder_outputs_once():
     book = EMACodebook(8, 2, 0.99, 0.25, 1.0).train()
     points = torch.randn(32, 2) * 5

@@ -19,6 +19,7 @@ Deviations:
   (the official code keeps it in a Python attribute that checkpoints lose).
 * A code is dead when its EMA count falls below `restart_threshold` (official: 1); its embedding is replaced, but
   its EMA statistics are kept, exactly as in the official code.
+* Adam's default lr is 7e-4 (Table 8); the official `configure_optimizers` hard-codes 3e-4.
 * `sample()`: a VQ-VAE alone has no prior. It decodes codes drawn uniformly from the codebook (a uniform prior),
   so the model satisfies the zoo's contract and `zoo eval` scores it as a floor for stage 2. Reconstructions, what
   stage 1 is judged by, are shown in the training sample grids (real clips left, reconstructions right) and
@@ -320,7 +321,9 @@ class EMACodebook(nn.Module):
         codes = self.nearest(flat)  # (B T' H' W',)
         embeddings = self.lookup(rearrange(codes, "(b t h w) -> b t h w", b=b, t=t, h=h, w=w))
         commitment = self.commitment_weight * F.mse_loss(z, embeddings.detach())
-        counts = torch.bincount(codes, minlength=self.size).float()  # (K,)
+        # (K,) in the statistics' dtype (as the official one-hots `type_as` the inputs): a float64 model's
+        # perplexity was float32
+        counts = torch.bincount(codes, minlength=self.size).to(self.cluster_size.dtype)  # (K,)
         if self.training:  # only training steps synchronise ranks (evaluation may run unevenly across them)
             counts = _all_reduce(counts)
             self.ema_update(flat, codes, counts)
