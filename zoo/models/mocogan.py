@@ -9,13 +9,14 @@ single frames, a spatio-temporal video discriminator D_V judges clips and, with 
 (InfoGAN-style category loss, Sec. 3.2). Architectures and training follow the official code
 (`sergeytulyakov/mocogan`, `src/models.py`, `src/trainers.py`, `src/train.py`, checked): DCGAN-style G_I, patch D_I,
 3-D conv D_V with kernel 4 and stride (1, 2, 2) whose last convolution has no bias; non-saturating BCE losses;
-Adam(2e-4, (0.5, 0.999), weight decay 1e-5) for every network. Per step, as the official trainer: a D_I update on
-`image_batch_size` real frames of independently drawn videos (the official `ImageDataset`; the data layer serves
-them as `batch["independent_frames"]`) against fresh fake frames, a D_V update on the video batch against fresh fake
-videos, then a G update on fresh fake frames and fresh fake videos. A fake frame is one random frame of its own
-generated video (official `sample_images`). The official generator always appends a random one-hot category code of
-`dim_z_category` = 6 dimensions, even when training unconditionally, and D_V always has 6 category outputs; so
-does this one (`model.dim_z_category`, 0 removes it).
+Adam(2e-4, (0.5, 0.999), weight decay 1e-5) for every network, stepping as the PyTorch 0.x Adam the official code
+ran on (eps added to sqrt(v) before the bias correction; one-step transplant in docs/models/mocogan.md). Per step,
+as the official trainer: a D_I update on `image_batch_size` real frames of independently drawn videos (the official
+`ImageDataset`; the data layer serves them as `batch["independent_frames"]`) against fresh fake frames, a D_V update
+on the video batch against fresh fake videos, then a G update on fresh fake frames and fresh fake videos. A fake
+frame is one random frame of its own generated video (official `sample_images`). The official generator always
+appends a random one-hot category code of `dim_z_category` = 6 dimensions, even when training unconditionally, and
+D_V always has 6 category outputs; so does this one (`model.dim_z_category`, 0 removes it).
 
 Deviations from the official code:
 * Clip length and stride come from the data config like every model of the zoo (the official loader hard-codes 16
@@ -47,6 +48,7 @@ from zoo.config import valid_ranges
 from zoo.models.base import VideoSpec
 from zoo.models.gan import GANModel, Losses
 from zoo.models.losses import nonsaturating_d_loss, nonsaturating_g_loss
+from zoo.models.tgan2 import chainer_adam_eps
 from zoo.registry import register_model
 
 
@@ -225,8 +227,12 @@ class MoCoGAN(GANModel):
 
         def adam(module: nn.Module) -> torch.optim.Adam:
             # fused: one kernel per step instead of a loop over tensors; the same update up to rounding
-            return torch.optim.Adam(module.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), weight_decay=c.weight_decay,
-                                    fused=True)
+            optimizer = torch.optim.Adam(module.parameters(), lr=c.lr, betas=(c.beta1, c.beta2),
+                                         weight_decay=c.weight_decay, fused=True)
+            # the official code ran on PyTorch 0.x, whose Adam adds eps to sqrt(v) before the bias correction (the
+            # step Chainer's Adam takes too): lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)
+            optimizer.register_step_pre_hook(chainer_adam_eps(1e-8))
+            return optimizer
 
         return adam(self.generator), adam(self.image_discriminator), adam(self.video_discriminator)
 
