@@ -48,7 +48,8 @@ def test_adam_steps_as_the_official_chainer_adam():
     """The official optimizer is Chainer's Adam (chainer/optimizers/adam.py): eps is added to sqrt(v), then the step is
     scaled by alpha sqrt(1 - beta2^t) / (1 - beta1^t); PyTorch adds eps to sqrt(v / (1 - beta2^t)). Gradients near eps
     tell the two apart (the one-step transplant against the Chainer updater differed by 2.8e-5 after one step before
-    `chainer_adam_eps`). Recomputed by hand over three steps, the third after a resume from the optimizer state."""
+    `eps_before_bias_correction`). Recomputed by hand over three steps, the third after a resume from the optimizer
+    state."""
     torch.manual_seed(0)
     config = TGANv2Config(**TINY, beta1=0.5)  # beta1 > 0 so both bias corrections count
     lr, (b1, b2), eps = config.lr, (config.beta1, config.beta2), config.eps

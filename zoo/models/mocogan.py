@@ -48,7 +48,7 @@ from zoo.config import valid_ranges
 from zoo.models.base import VideoSpec
 from zoo.models.gan import GANModel, Losses
 from zoo.models.losses import nonsaturating_d_loss, nonsaturating_g_loss
-from zoo.models.tgan2 import chainer_adam_eps
+from zoo.models.optim import eps_before_bias_correction
 from zoo.registry import register_model
 
 
@@ -231,7 +231,7 @@ class MoCoGAN(GANModel):
                                          weight_decay=c.weight_decay, fused=True)
             # the official code ran on PyTorch 0.x, whose Adam adds eps to sqrt(v) before the bias correction (the
             # step Chainer's Adam takes too): lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)
-            optimizer.register_step_pre_hook(chainer_adam_eps(1e-8))
+            optimizer.register_step_pre_hook(eps_before_bias_correction(1e-8))
             return optimizer
 
         return adam(self.generator), adam(self.image_discriminator), adam(self.video_discriminator)

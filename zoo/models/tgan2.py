@@ -26,8 +26,8 @@ learning rate decayed linearly to 0 from iteration 0. The other official values 
 lambda 10, n_dis 3, subsample_batch on; `conf/gen/tgan_multi_192x256.yml` 3 ConvLSTM layers x 512.
 
 Optimizer: Adam, eps 8e-8 as in every official config (`eps: 0.00000008`; the paper notes say 1e-8), applied
-Chainer-style (`chainer_adam_eps`: eps added to sqrt(v) before the bias correction of the step size, as the official
-optimizer; PyTorch's own placement gave a different first step).
+Chainer-style (`zoo.models.optim.eps_before_bias_correction`: eps added to sqrt(v) before the bias correction of the
+step size, as the official optimizer; PyTorch's own placement gave a different first step).
 
 Update (`DiracUpdater.update_core`): a *simultaneous* update. The first pass of a step draws one real batch and one
 batch of fakes, scores both with the current D, back-propagates G's loss (at the pre-update D) and D's loss (the
@@ -72,6 +72,7 @@ from zoo.models.layers.resblocks import (
     glorot_,
 )
 from zoo.models.losses import nonsaturating_d_loss, nonsaturating_g_loss, zero_centred_gradient_penalty_sum
+from zoo.models.optim import eps_before_bias_correction
 from zoo.registry import register_model
 
 
@@ -120,24 +121,6 @@ def lecun_normal_(module: nn.Module) -> nn.Module:
     if module.bias is not None:
         nn.init.zeros_(module.bias)
     return module
-
-
-def chainer_adam_eps(eps: float):
-    """Step pre-hook making `torch.optim.Adam` take Chainer's Adam step (`chainer/optimizers/adam.py`, the official
-    optimizer): Chainer adds eps to sqrt(v) and then scales by alpha sqrt(1 - beta2^t) / (1 - beta1^t); PyTorch adds
-    eps to the bias-corrected sqrt(v / (1 - beta2^t)). The two agree when PyTorch's eps at step t is
-    eps / sqrt(1 - beta2^t), set here before every step (t from the optimizer state, so resumed runs agree too). The
-    difference matters in the first steps for parameters whose gradient is near eps (3.2x the effective eps at t = 1
-    with beta2 = 0.9; measured: 2.8e-5 on a parameter after one step at lr 1e-4, tiny config) and fades as
-    beta2^t -> 0."""
-
-    def hook(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
-        for group in optimizer.param_groups:
-            state = next((optimizer.state[p] for p in group["params"] if "step" in optimizer.state.get(p, {})), None)
-            t = 1 if state is None else int(state["step"]) + 1
-            group["eps"] = eps / math.sqrt(1 - group["betas"][1] ** t)
-
-    return hook
 
 
 class Subsample(nn.Module):
@@ -323,7 +306,7 @@ class TGANv2(GANModel):
 
         def adam(module: nn.Module) -> torch.optim.Adam:
             optimizer = torch.optim.Adam(module.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps)
-            optimizer.register_step_pre_hook(chainer_adam_eps(c.eps))
+            optimizer.register_step_pre_hook(eps_before_bias_correction(c.eps))
             return optimizer
 
         return [adam(self.generator), adam(self.discriminator)]
