@@ -17,12 +17,18 @@ as it is decoded, so a clip of a large source costs one chunk, not `frames` full
 Stream choice is deliberate and decoder-independent: `probe` picks the video stream with the most pixels (ties: the
 first), or the n-th video stream when `video_stream` is set. decord 0.6 has no stream argument (it takes FFmpeg's
 "best" stream), so files with more than one video stream are always read by PyAV with the chosen stream.
+
+Forks (DataLoader workers, `ddp_fork`): PyAV >= 15 keeps one swscale context per thread, with its own slice threads.
+A forked child inherits the context but not its threads, and freeing it there (the first frame of another size)
+waits forever. `_forget_inherited_reformatter` runs in every forked child and sets the inherited context aside,
+never freed, so the child builds its own.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -32,6 +38,22 @@ log = logging.getLogger(__name__)
 DECODERS = ("auto", "decord", "pyav")
 DECORD_MISSING = ("decord is not installed (PyPI has decord wheels only for x86-64 Linux and Windows); "
                   "use data.decoder=auto or pyav, or see docs/platforms.md for building decord")
+
+
+_INHERITED_REFORMATTERS: list = []  # swscale contexts of a parent process: freeing one in a forked child hangs
+
+
+def _forget_inherited_reformatter() -> None:
+    """In a forked child: keep PyAV's per-thread swscale context of the parent alive forever and out of use."""
+    frame_module = sys.modules.get("av.video.frame")
+    local = getattr(frame_module, "_thread_local", None)
+    inherited = getattr(local, "reformatter", None)
+    if inherited is not None:
+        _INHERITED_REFORMATTERS.append(inherited)
+        local.reformatter = None
+
+
+os.register_at_fork(after_in_child=_forget_inherited_reformatter)
 
 
 def decord_available() -> bool:
