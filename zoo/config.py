@@ -202,6 +202,9 @@ def check_memory(data: DataConfig, train: TrainConfig, channels: int = 3) -> Non
         )
 
 
+# What a conditional dataset adds to each item as `condition` (float [C_c, T, H, W]): none (unconditional data),
+# one-hot segmentation maps, edge maps of the decoded frames, keypoint heatmaps, or a paired folder's source video.
+CONDITIONS = ("none", "segmentation", "edges", "keypoints", "source")
 SEED_RANGE = "[0, 4294967295]"  # Lightning's seed_everything takes unsigned 32-bit seeds (else it picks one)
 
 
@@ -211,7 +214,7 @@ SEED_RANGE = "[0, 4294967295]"  # Lightning's seed_everything takes unsigned 32-
     clips_per_video="[1, 1000]", extra_frames="[0, 4096]", sparse_max_distance="[0, 2048]",
     num_workers="[0, 256]", decode_threads="[0, 256]",
     video_stream="[0, 1000]", decoder=("auto", "decord", "pyav"), max_bad_fraction="[0, 1]",
-    crop_jitter="[0, 1]", max_source_pixels="[1, inf)",
+    crop_jitter="[0, 1]", max_source_pixels="[1, inf)", condition=CONDITIONS,
 )
 @dataclass
 class DataConfig:
@@ -243,6 +246,7 @@ class DataConfig:
     hflip: bool = False  # training clips: mirrored left-right with p = 0.5, one seeded draw per clip (all its frames)
     crop_jitter: float = 0.0  # training clips: short_side_crop square moved off centre by up to this share of the slack
     max_source_pixels: int = 4096 * 4096  # width x height above which a source video is a bad file: bounds its cost
+    condition: str = "none"  # what conditional models translate from (batch key `condition`); see CONDITIONS
 
 
 def heldout_data_config(config: DataConfig) -> DataConfig:

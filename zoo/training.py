@@ -291,7 +291,8 @@ def default_run_dir(config: ExperimentConfig) -> Path:
 
 def build_model(config: ExperimentConfig, datamodule: VideoDataModule) -> VideoGenerativeModel:
     dataset = datamodule.dataset
-    spec = VideoSpec(dataset.channels, config.data.frames, config.data.resolution, dataset.num_classes)
+    spec = VideoSpec(dataset.channels, config.data.frames, config.data.resolution, dataset.num_classes,
+                     config.data.condition, dataset.condition_channels)
     try:
         model = MODELS.get(config.model_name)(config.model, spec)
     except ValueError as e:  # a model's own check of config against data (resolution, labels)

@@ -53,6 +53,11 @@ class VideoDataset(Dataset):
         return len(self.class_names)
 
     @property
+    def condition_channels(self) -> int:
+        """C_c of the items' `condition` `[C_c, T, H, W]` under `config.condition`; 0 when `condition=none`."""
+        return 0
+
+    @property
     def video_reader(self) -> str:
         """What decodes this dataset's videos here (runs and evaluation protocols record it)."""
         return "none (procedural)"

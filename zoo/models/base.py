@@ -36,6 +36,8 @@ class VideoSpec:
     frames: int = 16  # frames per training clip
     resolution: int = 64  # height = width, pixels
     num_classes: int = 0  # 0 = unlabelled data
+    condition: str = "none"  # DataConfig.condition of the training data (conditional models translate from it)
+    condition_channels: int = 0  # C_c of the batch's `condition` [B, C_c, T, H, W]; 0 = unconditional data
 
 
 class VideoGenerativeModel(pl.LightningModule, abc.ABC):
@@ -177,6 +179,66 @@ class VideoGenerativeModel(pl.LightningModule, abc.ABC):
         self.iteration = int(meta["iteration"])
         if not self.experiment:  # loading for sampling / eval; a resumed fit keeps this run's config (e.g. max_steps)
             self.experiment = meta.get("experiment", {})
+
+
+class ConditionalVideoModel(VideoGenerativeModel):
+    """Base class of conditional video synthesis models (vid2vid, Everybody Dance Now, Deep Video Portraits):
+    they translate a condition video (segmentation maps, edge maps, keypoints, a source video) into a video.
+
+    Subclasses set `condition_kinds` (the `DataConfig.condition` values they accept) and implement `translate`.
+    Their training batches carry `condition` float `[B, C_c, T, H, W]` beside `video`, plus what the dataset
+    provides for training losses (`flow_back`, `valid_back`, `segmentation`, `keypoints`). `sample(n)` from noise
+    is refused with one line: the harness evaluates them on the held-out clips' conditions instead.
+    """
+
+    condition_kinds: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: Any, spec: VideoSpec):
+        super().__init__(config, spec)
+        if spec.condition not in self.condition_kinds:
+            accepted = ", ".join(f"data.condition={k}" for k in self.condition_kinds)
+            raise ValueError(f"{self.registry_key} translates a condition video; train it on data with {accepted} "
+                             f"(this data has data.condition={spec.condition})")
+        if spec.condition_channels < 1:
+            raise ValueError(f"{self.registry_key} needs a condition with at least one channel")
+
+    @abc.abstractmethod
+    def translate(
+        self,
+        condition: torch.Tensor,
+        generator: torch.Generator | None = None,
+        first_frames: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Translate condition videos into videos.
+
+        Args:
+            condition: float `[B, C_c, T, H, W]` of the kind and channels the model was trained on.
+            generator: source of any randomness (models that draw noise), for reproducible outputs.
+            first_frames: optional float `[B, C, K, H, W]` in [-1, 1]: real frames the output starts with (models
+                whose first frames are otherwise generated without a past use them instead).
+
+        Returns:
+            float `[B, C, T, H, W]` in [-1, 1] on the model's device.
+        """
+
+    def check_condition(self, condition: torch.Tensor) -> torch.Tensor:
+        """`condition` on the model's device, or a one-line `ZooError` when its shape is not what it was trained on."""
+        spec = self.spec
+        if not isinstance(condition, torch.Tensor) or condition.ndim != 5 or condition.shape[1] != spec.condition_channels \
+                or tuple(condition.shape[-2:]) != (spec.resolution, spec.resolution):
+            shape = tuple(condition.shape) if isinstance(condition, torch.Tensor) else type(condition).__name__
+            raise ZooError(f"{self.registry_key} translates {spec.condition} conditions of shape [B, "
+                           f"{spec.condition_channels}, T, {spec.resolution}, {spec.resolution}], got {shape}")
+        return condition.to(self.device, torch.float32)
+
+    def sample(self, n, labels=None, generator=None, frames=None) -> torch.Tensor:
+        raise ZooError(f"{self.registry_key} is a conditional model: it translates {self.spec.condition} "
+                       "conditions, it does not sample from noise; use `zoo sample --ckpt CKPT --num N` (held-out "
+                       "conditions) or `--condition-from VIDEO_OR_DIR`")
+
+    def grid_videos(self, real: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
+        """The training grid shows the translations of the real clips' conditions."""
+        return self.translate(real["condition"], generator=generator)
 
 
 def checkpoint_meta(checkpoint: dict, source: str) -> dict:
