@@ -175,7 +175,7 @@ def test_weights_fetch_all_tries_every_file(monkeypatch, capsys):
 def test_quick_start_leaves_the_suite_hermetic(tmp_path):
     """The suite runs in a private working directory with `ZOO_HOME` set (tests/conftest.py): what the quick start
     leaves in a checkout (`runs/mocogan-shapes` with checkpoints) is neither seen nor touched."""
-    from zoo.evaluate import EvalRequest
+    from zoo.evaluation import EvalRequest
     from zoo.paths import default_leaderboard, runs_root
 
     assert not os.path.exists("runs") and os.getcwd() != str(REPO)
@@ -260,3 +260,21 @@ def test_wandb_logger_runs_offline_without_a_key(tmp_path, monkeypatch):
     assert len(offline) == 1, "the wandb run must be offline"
     assert len(list(offline[0].glob("files/media/videos/*.gif"))) == 2
     assert (run / "metrics.csv").is_file(), "the CSV is written whatever the logger"
+
+
+def test_an_error_closes_the_bars_it_left_open_so_it_starts_on_its_own_line():
+    """A loop broken by an error leaves its bar half-drawn, without a newline; the error line must not be glued to it."""
+    import io
+
+    from tqdm import tqdm
+
+    from zoo.cli import _end_progress_bars
+
+    stream = io.StringIO()
+    bar = tqdm(total=4, desc="decoding", file=stream)
+    bar.update(1)
+    assert not stream.getvalue().endswith("\n")
+    _end_progress_bars()
+    print("zoo data: error: x", file=stream)
+    assert bar not in getattr(tqdm, "_instances", set())
+    assert stream.getvalue().splitlines()[-1] == "zoo data: error: x"

@@ -15,7 +15,8 @@ from zoo.cli import main
 from zoo.config import DataConfig, resolve_config
 from zoo.datasets.shapes import MOTIONS, SHAPES
 from zoo.errors import ZooError
-from zoo.evaluate import EvalRequest, GeneratedFolder, fake_videos
+from zoo.evaluation import EvalRequest
+from zoo.evaluation.sources import GeneratedFolder, fake_videos
 from zoo.metrics.feature_metric import as_pixels
 from zoo.metrics.presets import PRESETS
 from zoo.models.base import VideoSpec

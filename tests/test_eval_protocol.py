@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import REPO
 from zoo.cli import main
-from zoo.evaluate import EvalRequest, evaluate
+from zoo.evaluation import EvalRequest, evaluate
 from zoo.leaderboard import read_rows
 from zoo.metrics.presets import PRESETS
 
@@ -67,7 +67,7 @@ def test_a_checkpoint_is_scored_at_the_clip_length_the_bench_uses(diffusion_ckpt
                                   batch_size=3, leaderboard=None))
     assert float(row["value"]) == same.values["fvd"]
     # a published protocol keeps its frames: fvd2048_16f scores 16 frames of any checkpoint
-    from zoo.evaluate import resolve_presets
+    from zoo.evaluation.protocol import resolve_presets
     from zoo.models.base import checkpoint_meta, read_checkpoint
 
     run = checkpoint_meta(read_checkpoint(diffusion_ckpt), source="ckpt")
@@ -77,7 +77,7 @@ def test_a_checkpoint_is_scored_at_the_clip_length_the_bench_uses(diffusion_ckpt
 
 
 def test_the_first_generated_batch_gives_an_estimate_before_the_rest(diffusion_ckpt, capsys):
-    from zoo.evaluate import estimate_line
+    from zoo.evaluation.report import estimate_line
 
     assert estimate_line(1.5, 16, 1024, 64) == ("first batch of 16 generated videos took 1.5 s: about 1.6 min for "
                                                 "all 1024 (fewer --num-samples to go faster)")
@@ -113,7 +113,7 @@ def test_the_output_holds_only_what_informs(diffusion_ckpt, tmp_path, capsys):
 
 
 def test_the_help_lists_every_metric_and_preset_and_each_is_accepted(capsys):
-    from zoo.evaluate import resolve_presets
+    from zoo.evaluation.protocol import resolve_presets
     from zoo.registry import METRICS, load_all
 
     load_all()
@@ -141,7 +141,7 @@ def _computes(preset) -> bool:
     """Whether the preset's metric gives a finite value (and secondaries) at its counts, on random features."""
     import torch
 
-    from zoo.evaluate import build_metric, explain_undefined
+    from zoo.evaluation.protocol import build_metric, explain_undefined
 
     rng = np.random.default_rng(0)
     metric = build_metric(preset, None)

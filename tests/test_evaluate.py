@@ -9,7 +9,7 @@ import torch
 
 from tests.commands import printed_lines
 from zoo.cli import main
-from zoo.evaluate import EvalRequest, evaluate
+from zoo.evaluation import EvalRequest, evaluate
 from zoo.leaderboard import read_rows
 from zoo.metrics.detectors import DetectorInfo, I3DExtractor, load_i3d
 from zoo.metrics.detectors.seeded import seeded_i3d_state_dict
@@ -188,7 +188,7 @@ def test_eval_set_reaches_the_real_data(tmp_path, capsys):
     assert main(argv + ["--set", "data.max_bad_fraction=0.34"]) == 0
     assert "fvd_shapes" in capsys.readouterr().out
     # IS of a folder has no real side: the generated videos are still read with the --set fields
-    from zoo.evaluate import group_data_config
+    from zoo.evaluation.protocol import group_data_config
     from zoo.metrics.presets import PRESETS
 
     request = EvalRequest(metrics=["is"], fake_dir=str(fake), data_sets=["data.decoder=pyav"])
@@ -196,7 +196,7 @@ def test_eval_set_reaches_the_real_data(tmp_path, capsys):
 
 
 def test_is_takes_the_c3d_mean_by_flag(tmp_path, capsys):
-    from zoo.evaluate import validate
+    from zoo.evaluation.validate import validate
     from zoo.metrics.detectors import build_extractor
     from zoo.metrics.detectors.seeded import seeded_c3d_npz
     from zoo.metrics.detectors.weights import sha256_of
@@ -221,7 +221,7 @@ def test_is_takes_the_c3d_mean_by_flag(tmp_path, capsys):
 
 
 def test_comparable_gives_every_reason_and_nan_is_explained():
-    from zoo.evaluate import explain_undefined
+    from zoo.evaluation.protocol import explain_undefined
     from zoo.leaderboard import comparable
 
     row = {"preset": "fvd2048_16f", "detector_verified": "False", "detector_weights": "file:mine.pt",

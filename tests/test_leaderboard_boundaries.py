@@ -109,7 +109,7 @@ def test_a_row_without_a_usable_resolution_keeps_the_bare_preset(protocol):
 
 
 def test_rows_record_the_resolution_the_clips_were_scored_at():
-    from zoo.evaluate import EvalRequest
+    from zoo.evaluation import EvalRequest
     from zoo.leaderboard import scored_resolution
 
     assert scored_resolution(EvalRequest(metrics=["fvd"], resolution=32), {"resolution": 128}) == 32

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from zoo.config import stable_hash
-from zoo.evaluate import EvalRequest, EvalResult
+from zoo.evaluation import EvalRequest, EvalResult
 from zoo.leaderboard import COLUMNS, _verified_column, make_row
 from zoo.metrics.presets import PRESETS
 

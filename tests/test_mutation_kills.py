@@ -37,7 +37,7 @@ def _frechet_by_hand(a: np.ndarray, b: np.ndarray, ddof: int) -> float:
 @pytest.mark.parametrize("preset_name,ddof", [("fvd2048_16f", 0), ("fvd2048_128f_subsample8f", 0),
                                               ("fvd2048_16f_tf", 1)])
 def test_build_metric_uses_the_presets_covariance(preset_name, ddof):
-    from zoo.evaluate import build_metric
+    from zoo.evaluation.protocol import build_metric
     from zoo.metrics.presets import PRESETS
 
     rng = np.random.default_rng(0)

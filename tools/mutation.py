@@ -59,7 +59,7 @@ MODULES: dict[str, list[str]] = {
                           "tests/test_mutation_kills.py::test_ema_decay_range_and_frozen_copy"],
     "zoo/models/base.py": ["tests/models/test_checkpoint_mutants.py"],
     # how the generated side is shared among DDP ranks (the gloo test of test_evaluate.py is invisible to mutmut)
-    "zoo/evaluate.py": ["tests/test_eval_partition.py"],
+    "zoo/evaluation/sources.py": ["tests/test_eval_partition.py"],
     **{f"zoo/metrics/{name}.py": [
         "tests/metrics/test_frechet.py", "tests/metrics/test_shapes_metrics.py",
         "tests/test_mutation_kills.py::test_build_metric_uses_the_presets_covariance",
@@ -111,7 +111,7 @@ FUNCTIONS: dict[str, list[str]] = {
                            "image_data_uri", "_secondary", "_value_text", "_tables", "_md_text", "_markdown", "_html",
                            "_samples_link", "render", "write_text_atomic", "_check_out", "_run_leaderboard"],
     # the generated side's batches, rank by rank, and their noise seeds
-    "zoo/evaluate.py": ["_batches", "fake_videos"],
+    "zoo/evaluation/sources.py": ["_batches", "fake_videos"],
     # checkpoint writing and loading (not the sampling helpers of the model base class)
     "zoo/models/base.py": ["read_checkpoint", "_unreadable_message", "checkpoint_meta", "state_dict_mismatch",
                            "check_state_dict", "model_from_meta", "load_model",

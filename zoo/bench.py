@@ -5,7 +5,7 @@ For each model (first stages before the models that need them: `videogpt_vqvae` 
 run's `last.ckpt` after each segment, and scores the checkpoint with `fvd_shapes`, `kvd_shapes`, `prdc_shapes`,
 `is_shapes` and `acd_shapes` (the in-repo `shapes_net` detector: no network, no download) at the model's own clip
 length and resolution. The last evaluation adds bootstrap intervals and appends leaderboard rows with full provenance
-(`zoo.evaluate`). A real-versus-real row (two disjoint sets of real clips, data seeds 0 and 1) gives the floor of
+(`zoo.evaluation`). A real-versus-real row (two disjoint sets of real clips, data seeds 0 and 1) gives the floor of
 each clip format; its rows go to the bench's leaderboard too (model `real-vs-real`).
 
 Everything lives in `--out` (default `bench/`): `runs/<key>/` (the training runs), `state.json` (what is done,
@@ -268,7 +268,7 @@ def _reuse_scores(request: BenchRequest, key: str, entry: dict, out: Path, pkey:
 
 
 def _evaluate(request: BenchRequest, ckpt: Path, frames: int, final: bool, leaderboard: Path | None):
-    from zoo.evaluate import EvalRequest, evaluate
+    from zoo.evaluation import EvalRequest, evaluate
 
     results = evaluate(EvalRequest(
         metrics=_presets(frames), ckpt=str(ckpt), data=request.data, num_samples=request.num_samples,
@@ -365,7 +365,8 @@ def real_floor(request: BenchRequest, frames: int, resolution: int, sets: list[t
     """The shapes metrics of one set of real clips against a disjoint one (data seeds `FLOOR_SEEDS`), as
     `EvalResult`s (the second set in the generated role)."""
     from zoo.config import stable_hash
-    from zoo.evaluate import EvalResult, build_metric, explain_undefined
+    from zoo.evaluation import EvalResult
+    from zoo.evaluation.protocol import build_metric, explain_undefined
     from zoo.metrics.detectors import build_extractor
 
     sets = sets if sets is not None else [real_clips(request, frames, resolution, s) for s in FLOOR_SEEDS]
@@ -387,7 +388,8 @@ def real_floor(request: BenchRequest, frames: int, resolution: int, sets: list[t
 
 def _floor_rows(request: BenchRequest, results: list, frames: int, resolution: int) -> list[dict]:
     """Leaderboard rows of the floor (model `real-vs-real`), so `zoo leaderboard` shows it beside the models."""
-    from zoo.evaluate import EvalRequest, code_version
+    from zoo.evaluation import EvalRequest
+    from zoo.evaluation.report import code_version
     from zoo.leaderboard import FLOOR_MODEL, make_row
 
     eval_request = EvalRequest(metrics=list(SHAPES_PRESETS), data=request.data, num_samples=request.num_samples,

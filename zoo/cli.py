@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoo", description="video-zoo: train and evaluate video generative models")
     sub = parser.add_subparsers(dest="command", required=True)
     from zoo.bench import add_bench_parser
-    from zoo.evaluate import add_eval_parser
+    from zoo.evaluation.command import add_eval_parser
     from zoo.leaderboard import add_leaderboard_parser
     from zoo.metrics.detectors.weights import add_weights_parser
 
@@ -319,15 +319,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _end_progress_bars() -> None:
+    """Close the bars an error left open (a loop it broke out of), so the error starts on a line of its own instead
+    of being glued to a half-drawn bar."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         status = args.run(args)  # a subcommand may return its exit status (`zoo data check`: 1 = bad files)
     except ZooError as e:
+        _end_progress_bars()
         print(f"zoo {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _end_progress_bars()
         print(f"zoo {args.command}: interrupted", file=sys.stderr)
         return 130
     return status if isinstance(status, int) else 0

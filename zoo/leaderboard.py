@@ -100,7 +100,7 @@ def make_row(result, request, run: dict, code_version: str) -> dict:
 
 def scored_resolution(request, data: dict) -> int:
     """The resolution the clips were scored at: `--resolution` where given, else the checkpoint's data config's (the
-    same choice `zoo.evaluate.real_data_config` makes), else the data layer's default."""
+    same choice `zoo.evaluation.protocol.real_data_config` makes), else the data layer's default."""
     from zoo.config import DataConfig
 
     if request.resolution is not None:

@@ -52,11 +52,12 @@ def test_acd_matches_hand_computed_values():
 
 
 def test_shapes_presets_resolve_and_share_one_feature_pass():
-    from zoo.evaluate import EvalRequest, _group_key, build_metric, resolve_presets
+    from zoo.evaluation import EvalRequest
+    from zoo.evaluation.protocol import build_metric, group_key, resolve_presets
     from zoo.metrics.presets import PRESETS, SHAPES_PRESETS
 
     presets = resolve_presets(EvalRequest(metrics=list(SHAPES_PRESETS), num_samples=64, num_real=64))
     assert [p.metric for p in presets] == ["fvd", "kvd", "prdc", "is", "acd"]
-    assert len({_group_key(p) for p in presets}) == 3  # fvd / kvd / prdc on one pass; IS; ACD
+    assert len({group_key(p) for p in presets}) == 3  # fvd / kvd / prdc on one pass; IS; ACD
     assert isinstance(build_metric(PRESETS["prdc_shapes"], None), PRDC)
     assert isinstance(build_metric(PRESETS["acd_shapes"], None), AverageContentDistance)

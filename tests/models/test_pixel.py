@@ -191,7 +191,7 @@ def test_two_process_ddp(tmp_path):
 
 
 def test_zoo_eval_bpd_scores_a_pixel_checkpoint_and_refuses_others(tmp_path):
-    from zoo.evaluate import EvalRequest, evaluate
+    from zoo.evaluation import EvalRequest, evaluate
 
     result = fit(run_config("pixelcnn", tmp_path / "pix", 2))
     ckpt = str(result.run_dir / "checkpoints" / "last.ckpt")
@@ -201,7 +201,7 @@ def test_zoo_eval_bpd_scores_a_pixel_checkpoint_and_refuses_others(tmp_path):
     # no split, so at the training seed it would repeat the training videos), in list order
     from zoo.datasets import build_dataset
     from zoo.datasets.cliplist import make_clip_list
-    from zoo.evaluate import real_data_config
+    from zoo.evaluation.protocol import real_data_config
     from zoo.metrics.presets import PRESETS
     from zoo.models import load_model
     from zoo.models.base import checkpoint_meta, read_checkpoint

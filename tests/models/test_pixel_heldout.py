@@ -76,7 +76,7 @@ def built_data_configs(monkeypatch) -> list:
 
 
 def scored_bpd_config(trained, built_data_configs):
-    from zoo.evaluate import EvalRequest, evaluate
+    from zoo.evaluation import EvalRequest, evaluate
 
     _, result, _ = trained
     ckpt = str(result.run_dir / "checkpoints" / "last.ckpt")
@@ -104,7 +104,7 @@ def test_zoo_eval_bpd_on_shapes_scores_no_training_video(trained, built_data_con
 def test_zoo_eval_bpd_checks_the_real_data_at_the_models_clip_length(tmp_path):
     """A 2-frame pixel model trained on 6-frame videos is scored on those videos' test clips of 2 frames."""
     from tests.datasets.media import write
-    from zoo.evaluate import EvalRequest, evaluate
+    from zoo.evaluation import EvalRequest, evaluate
 
     for i in range(4):
         write(tmp_path / "v" / "a" / f"x{i}.avi", n=6, height=16, width=16, seed=i)

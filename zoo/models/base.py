@@ -224,8 +224,9 @@ class ConditionalVideoModel(VideoGenerativeModel):
     def check_condition(self, condition: torch.Tensor) -> torch.Tensor:
         """`condition` on the model's device, or a one-line `ZooError` when its shape is not what it was trained on."""
         spec = self.spec
-        if not isinstance(condition, torch.Tensor) or condition.ndim != 5 or condition.shape[1] != spec.condition_channels \
-                or tuple(condition.shape[-2:]) != (spec.resolution, spec.resolution):
+        expected = (spec.condition_channels, spec.resolution, spec.resolution)
+        if not isinstance(condition, torch.Tensor) or condition.ndim != 5 \
+                or (condition.shape[1], *condition.shape[-2:]) != expected:
             shape = tuple(condition.shape) if isinstance(condition, torch.Tensor) else type(condition).__name__
             raise ZooError(f"{self.registry_key} translates {spec.condition} conditions of shape [B, "
                            f"{spec.condition_channels}, T, {spec.resolution}, {spec.resolution}], got {shape}")
