@@ -284,6 +284,12 @@ class StepProgressBar(TQDMProgressBar):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         pass  # the bar stays open until training ends
 
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        # a run stopped by an error (divergence, a bad file) ends its bar here: left open, the next line printed
+        # (the error) is glued to it, and every later bar of the process is drawn one line lower
+        if self._train_progress_bar is not None:
+            self._train_progress_bar.close()
+
 
 def default_run_dir(config: ExperimentConfig) -> Path:
     return Path(config.train.run_dir or runs_root() / f"{config.model_name}-{config.data.name}")
