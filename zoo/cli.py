@@ -98,7 +98,8 @@ SAMPLE_MAX_BYTES = 2 << 30  # estimated memory of the videos (float32) and the g
 
 
 def _add_sample(sub) -> None:
-    p = sub.add_parser("sample", help="write samples of a checkpoint as a GIF/MP4 grid")
+    p = sub.add_parser("sample", help="write samples of a checkpoint as a GIF/MP4 grid (conditional models: "
+                                      "condition | translation | real target)")
     p.add_argument("--ckpt", required=True, help="checkpoint written by `zoo fit`")
     p.add_argument("--num", type=int, default=16, help=f"number of videos (at most {SAMPLE_MAX_NUM})")
     p.add_argument("--out", help="output .gif or .mp4 (default: runs/samples/<run>-<checkpoint>.gif, under "
@@ -115,6 +116,9 @@ def _add_sample(sub) -> None:
     p.add_argument("--tile", type=int, default=None, metavar="PX",
                    help="enlarge each video (nearest neighbour) to about PX pixels for viewing (default 96; 0 = "
                         f"original size; at most {SAMPLE_MAX_TILE})")
+    p.add_argument("--condition-from", metavar="VIDEO_OR_DIR",
+                   help="conditional models: translate these videos (their edges, or the videos as the source)")
+    p.add_argument("--data-root", help="conditional models: read the held-out conditions from this dataset root")
     _add_threads(p, "sampling")
     p.set_defaults(run=_run_sample)
 
@@ -244,6 +248,12 @@ def _run_sample(args) -> None:
 
     apply_threads(args.threads)
     model = load_model(args.ckpt, map_location=args.device)
+    if hasattr(model, "translate"):
+        _translate(args, model, out)
+        return
+    if args.condition_from or args.data_root:
+        raise ZooError(f"{args.ckpt} holds an unconditional {model.registry_key} model: it samples from noise and "
+                       "takes no --condition-from / --data-root")
     labels = _sample_labels(args, model)
     _check_sample_size(args, model)
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
@@ -251,6 +261,35 @@ def _run_sample(args) -> None:
     tile = DEFAULT_TILE if args.tile is None else args.tile
     path = write_video(make_grid(videos.cpu(), tile=tile or None), out, fps=args.fps)
     print(f"wrote {args.num} samples of {model.registry_key} to {path}")
+
+
+def _translate(args, model, out: Path) -> None:
+    """`zoo sample` of a conditional model: held-out conditions (or the user's videos) | translations | targets."""
+    import torch
+
+    from zoo.translate import condition_preview, conditions_from, heldout_items
+    from zoo.video_io import DEFAULT_TILE, side_by_side, write_video
+
+    if args.labels or args.frames:
+        raise ZooError(f"{model.registry_key} translates conditions at their own length and takes no --labels or "
+                       "--frames")
+    _check_sample_size(args, model)
+    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    tile = DEFAULT_TILE if args.tile is None else args.tile
+    with model.evaluating():
+        if args.condition_from:
+            condition = conditions_from(args.condition_from, model, args.num)
+            blocks = [condition_preview(condition, model.spec.condition)]
+            blocks.append(model.translate(condition, generator=generator).cpu())
+            what = f"{len(condition)} videos of {args.condition_from}"
+        else:
+            items = heldout_items(model, args.num, args.data_root)
+            blocks = [condition_preview(items["condition"], model.spec.condition)]
+            blocks += [model.translate(items["condition"], generator=generator).cpu(), items["video"]]
+            what = f"{args.num} held-out conditions"
+    path = write_video(side_by_side(*blocks, tile=tile or None), out, fps=args.fps)
+    print(f"wrote {model.registry_key} translations of {what} to {path} (condition | output"
+          f"{'' if args.condition_from else ' | real target'})")
 
 
 def _add_list(sub) -> None:

@@ -73,7 +73,7 @@ def make_row(result, request, run: dict, code_version: str) -> dict:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": model or "",
         "dataset": dataset,
-        "split": data.get("split", "") if not request.real_dir else "",
+        "split": result.values.get("heldout_split") or (data.get("split", "") if not request.real_dir else ""),
         "preset": result.preset.name,
         "fingerprint": result.fingerprint,
         "metric": result.metric,

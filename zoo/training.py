@@ -250,7 +250,13 @@ class SampleGrid(Callback):
         generator = torch.Generator().manual_seed(self.seed)  # the same noise at every step: progress is visible
         with model.evaluating():
             fake = model.grid_videos({k: v.to(model.device) for k, v in real.items()}, generator)
-        path = write_video(side_by_side(real["video"], fake.cpu()), self.dir / f"step={model.iteration:07d}.gif")
+        if "condition" in real and hasattr(model, "translate"):  # condition | translation | real target
+            from zoo.translate import condition_preview
+
+            grid = side_by_side(condition_preview(real["condition"], model.spec.condition), fake.cpu(), real["video"])
+        else:
+            grid = side_by_side(real["video"], fake.cpu())
+        path = write_video(grid, self.dir / f"step={model.iteration:07d}.gif")
         for logger in trainer.loggers:
             if type(logger).__name__ == "WandbLogger":
                 logger.log_video("samples", [str(path)], step=model.iteration, format=["gif"])

@@ -109,19 +109,19 @@ def make_grid(videos: torch.Tensor, ncol: int | None = None, padding: int = 2, t
     return grid.numpy()
 
 
-def side_by_side(
-    real: torch.Tensor, fake: torch.Tensor, padding: int = 2, tile: int | None = DEFAULT_TILE
-) -> np.ndarray:
-    """Grid of real videos (left block) next to generated ones (right block); both `[B, C, T, H, W]` in [-1, 1],
-    each video enlarged to about `tile` pixels (see `make_grid`)."""
-    t = min(real.shape[2], fake.shape[2])
-    left = make_grid(real[:, :, :t], padding=padding, tile=tile)
-    right = make_grid(fake[:, :, :t], padding=padding, tile=tile)
-    height = max(left.shape[1], right.shape[1])
-    left = np.pad(left, ((0, 0), (0, height - left.shape[1]), (0, 0), (0, 0)), constant_values=255)
-    right = np.pad(right, ((0, 0), (0, height - right.shape[1]), (0, 0), (0, 0)), constant_values=255)
+def side_by_side(*blocks: torch.Tensor, padding: int = 2, tile: int | None = DEFAULT_TILE) -> np.ndarray:
+    """Grids of video batches next to each other, left to right (real | generated; condition | output | target);
+    each block `[B, C, T, H, W]` in [-1, 1], each video enlarged to about `tile` pixels (see `make_grid`), all cut
+    to the shortest clip."""
+    t = min(block.shape[2] for block in blocks)
+    grids = [make_grid(block[:, :, :t], padding=padding, tile=tile) for block in blocks]
+    height = max(grid.shape[1] for grid in grids)
+    grids = [np.pad(grid, ((0, 0), (0, height - grid.shape[1]), (0, 0), (0, 0)), constant_values=255) for grid in grids]
     gap = np.full((t, height, 4 * padding, 3), 128, dtype=np.uint8)
-    return np.concatenate([left, gap, right], axis=2)
+    parts = [grids[0]]
+    for grid in grids[1:]:
+        parts += [gap, grid]
+    return np.concatenate(parts, axis=2)
 
 
 def write_video(frames: np.ndarray, path: str | Path, fps: float = 8.0) -> Path:

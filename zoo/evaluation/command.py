@@ -27,8 +27,9 @@ def metric_table() -> str:
 def add_eval_parser(sub) -> None:
     import argparse
 
-    p = sub.add_parser("eval", help="score a checkpoint or a folder of videos (FVD, KVD, IS, PRDC, ACD, bits/dim), "
-                                    "log to the leaderboard",
+    p = sub.add_parser("eval", help="score a checkpoint or a folder of videos (FVD, KVD, IS, PRDC, ACD, bits/dim; "
+                                    "conditional models: PSNR, SSIM, LPIPS, warping error, mask IoU), log to the "
+                                    "leaderboard",
                        description="Score generated videos against real ones.", epilog=metric_table(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--metric", action="append", required=True,
@@ -55,6 +56,8 @@ def add_eval_parser(sub) -> None:
     p.add_argument("--detector-mean", metavar="FILE",
                    help="the C3D's mean clip (mean2.npz) for IS with custom C3D weights (default: beside them, "
                         "else the cached official file)")
+    p.add_argument("--lpips-weights", metavar="FILE",
+                   help="--metric lpips: torchvision's AlexNet checkpoint (alexnet-owt-7be5be79.pth); never downloaded")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--leaderboard", default=None,
                    help="CSV to append rows to (default: runs/leaderboard.csv, or $ZOO_HOME/runs/leaderboard.csv)")
@@ -72,7 +75,8 @@ def _run_eval(args) -> None:
         num_samples=args.num_samples,
         num_real=args.num_real, resolution=args.resolution, covariance=args.covariance, batch_size=args.batch_size,
         devices=args.devices, device=args.device, bootstrap=args.bootstrap, stats_only=args.stats_only,
-        detector_weights=args.detector_weights, detector_mean=args.detector_mean, seed=args.seed,
+        detector_weights=args.detector_weights, detector_mean=args.detector_mean, lpips_weights=args.lpips_weights,
+        seed=args.seed,
         leaderboard=None if args.no_leaderboard or args.stats_only else args.leaderboard or str(default_leaderboard()),
         threads=args.threads,
     )

@@ -33,6 +33,7 @@ class EvalRequest:
     bootstrap: int = 0  # K resamples for a 95% interval (0 = off)
     stats_only: bool = False  # only compute and cache real statistics
     detector_weights: str | None = None
+    lpips_weights: str | None = None  # torchvision's backbone checkpoint for --metric lpips (never downloaded)
     detector_mean: str | None = None  # the C3D's mean clip (`mean2.npz`) to use with custom C3D weights
     seed: int = 0
     leaderboard: str | None = field(default_factory=lambda: str(default_leaderboard()))  # None = do not append

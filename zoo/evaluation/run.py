@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from zoo.errors import ZooError
+from zoo.evaluation.conditional import heldout_config, is_conditional, score_conditional
 from zoo.evaluation.likelihood import score_bpd
 from zoo.evaluation.protocol import group_data_config, group_key, resolve_presets
 from zoo.evaluation.report import report
@@ -31,6 +32,16 @@ def _run(rank: int, world: int, request: EvalRequest, port: int, out: str | None
         model, run = load_run(request)
         if model is not None:
             model = model.to(device).eval()
+        if model is not None and is_conditional(run):  # translations of held-out conditions vs their targets
+            from zoo.threads import apply_threads
+
+            apply_threads(request.threads, heldout_config(request, run).num_workers, world if device.type == "cpu"
+                          else 1)
+            results = score_conditional(request, model, run, rank, world, device)
+            if rank == 0:
+                report(results, request, run)
+                _save_results(results, out)
+            return results
         presets = resolve_presets(request, run)
         groups: dict[tuple, list[Preset]] = {}
         for p in presets:
@@ -50,10 +61,7 @@ def _run(rank: int, world: int, request: EvalRequest, port: int, out: str | None
             results += score_group(request, group, model, run, rank, world, device, samples)
         if rank == 0:
             report(results, request, run)
-            if out is not None:  # plain values only, so the parent reads them back with weights_only=True
-                torch.save([dataclasses.asdict(dataclasses.replace(r, values={
-                    k: float(v) if isinstance(v, (int, float)) else v  # undefined: None and its reason
-                    for k, v in r.values.items() if k != "_samples"})) for r in results], out)
+            _save_results(results, out)
         return results
     except ZooError as e:
         if out is not None:  # a spawned rank: its parent turns the file into the same one-line error
@@ -62,6 +70,14 @@ def _run(rank: int, world: int, request: EvalRequest, port: int, out: str | None
     finally:
         if world > 1:
             torch.distributed.destroy_process_group()
+
+
+def _save_results(results: list[EvalResult], out: str | None) -> None:
+    """A spawned rank 0's results for its parent: plain values only, so they read back with weights_only=True."""
+    if out is not None:
+        torch.save([dataclasses.asdict(dataclasses.replace(r, values={
+            k: float(v) if isinstance(v, (int, float)) else v  # undefined: None and its reason
+            for k, v in r.values.items() if k != "_samples"})) for r in results], out)
 
 
 def error_file(out: str, rank: int) -> str:

@@ -18,7 +18,7 @@ from zoo.evaluation.sources import GeneratedFolder, SharedSamples, fake_videos, 
 from zoo.metrics.presets import Preset
 
 
-def _extractor(request: EvalRequest, preset: Preset, device: torch.device) -> nn.Module:
+def build_detector(request: EvalRequest, preset: Preset, device: torch.device) -> nn.Module:
     if preset.detector in request.extractors:
         return request.extractors[preset.detector].to(device)
     from zoo.metrics.detectors import build_extractor
@@ -32,7 +32,7 @@ def score_group(request: EvalRequest, presets: list[Preset], model, run: dict, r
     from zoo.metrics.stats import load_real_features, save_real_features, stats_key, stats_path
 
     p0 = presets[0]
-    extractor = _extractor(request, p0, device)
+    extractor = build_detector(request, p0, device)
     metrics = [build_metric(p, extractor).to(device) for p in presets]
     for metric in metrics:  # every rank holds a row list on both sides, so the uneven gather never stalls
         metric.update(features=torch.empty(0, extractor.dim), real=True)

@@ -7,6 +7,14 @@ from pathlib import Path
 import torch
 
 from zoo.errors import ZooError
+from zoo.evaluation.conditional import (
+    check_needs,
+    conditional_presets,
+    heldout_config,
+    heldout_dataset,
+    is_conditional,
+    refuse_conditional_keys,
+)
 from zoo.evaluation.protocol import group_data_config, group_key, resolve_presets
 from zoo.evaluation.request import EvalRequest
 from zoo.evaluation.sources import GeneratedFolder, real_clips
@@ -76,6 +84,30 @@ def check_detector(detector: str, request: EvalRequest) -> None:
             resolve("c3d_mean")
 
 
+def validate_conditional(request: EvalRequest, run: dict) -> dict:
+    """The inputs of a conditional checkpoint's scoring: its metrics, the held-out data and what the metrics read."""
+    for flag, given in (("--stats-only", request.stats_only), ("--clip-list", request.clip_list),
+                        ("--bootstrap", request.bootstrap), ("--num-real", request.num_real)):
+        if given:
+            raise ZooError(f"{flag} does not apply to a conditional model: it is scored on pairs of its translations "
+                           "and their targets (--num-samples held-out clips)")
+    presets = conditional_presets(request, run)
+    for preset in presets:
+        if problem := too_few_samples(preset):
+            raise ZooError(problem.replace("--num-real", "--num-samples"))
+    config = heldout_config(request, run)
+    dataset = heldout_dataset(config, presets[0].num_fake)
+    check_needs(presets, dataset.raw_item(0), config)
+    for preset in presets:
+        if preset.metric == "lpips":
+            from zoo.metrics.lpips import load_lpips
+
+            load_lpips(weights=request.lpips_weights)
+        elif preset.detector not in ("none", "shapes_seg") and preset.detector not in request.extractors:
+            check_detector(preset.detector, request)
+    return run
+
+
 def validate(request: EvalRequest) -> dict:
     """Check every input of `request` in the order a user fixes them -- numbers, metrics, the generated videos
     (checkpoint or folder), the real data and clip list, the detector weights -- and return the checkpoint record.
@@ -93,12 +125,19 @@ def validate(request: EvalRequest) -> dict:
                        "use --device cpu")
     if request.device == "cuda" and request.devices > torch.cuda.device_count():
         raise ZooError(f"--devices {request.devices} but only {torch.cuda.device_count()} CUDA device(s) are visible")
+    if request.ckpt and request.fake_dir:
+        raise ZooError("give either --ckpt or --fake-dir, not both")
+    if request.ckpt and not request.stats_only:
+        run = checkpoint_meta(read_checkpoint(request.ckpt), source=request.ckpt)
+        if is_conditional(run):
+            return validate_conditional(request, run)
+        refuse_conditional_keys(request, run)
+    elif not request.stats_only:
+        refuse_conditional_keys(request, {})
     presets = resolve_presets(request)
     for preset in presets:
         if problem := too_few_samples(preset):
             raise ZooError(problem)
-    if request.ckpt and request.fake_dir:
-        raise ZooError("give either --ckpt or --fake-dir, not both")
     if not request.stats_only and request.ckpt is None and request.fake_dir is None:
         raise ZooError("give the generated videos: --ckpt PATH (samples a checkpoint) or --fake-dir DIR (videos)")
     run: dict = {}
