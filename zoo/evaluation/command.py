@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from zoo.evaluation.conditional import CONDITIONAL_KEYS
 from zoo.evaluation.request import METRIC_KEYS, EvalRequest
 from zoo.evaluation.run import evaluate
 from zoo.metrics.presets import DEFAULT_PRESET, MODEL_LENGTH_PRESETS, PRESETS, Preset
@@ -17,6 +18,9 @@ def metric_table() -> str:
     lines = ["metrics (--metric KEY scores with the default preset; --preset NAME picks another):"]
     lines += [f"  {e.key:<26} default {DEFAULT_PRESET[e.key]}: {e.description}" for e in METRICS
               if e.key in METRIC_KEYS and not isinstance(e.obj, Preset)]
+    lines.append("conditional models (a vid2vid checkpoint: its translations of held-out conditions vs their targets; "
+                 "also fvd / kvd / prdc presets on those pairs):")
+    lines += [f"  {e.key:<26} {e.description}" for e in METRICS if e.key in CONDITIONAL_KEYS]
     lines.append("presets (--metric NAME):")
     lines += [f"  {e.key:<26} {e.description}" for e in METRICS if isinstance(e.obj, Preset)]
     lines.append(f"{', '.join(MODEL_LENGTH_PRESETS)} score a checkpoint at its own clip length, as `zoo bench` does "
