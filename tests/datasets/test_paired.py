@@ -123,6 +123,9 @@ def test_bad_pairs_are_one_line_each_and_count_like_bad_files(pairs, capsys):
     png_frames(root / "target" / "alone", frames_for(12, 20, 20))
     (root / "source" / "empty").mkdir()
     png_frames(root / "target" / "empty", frames_for(12, 20, 20))
+    png_frames(root / "source" / "ragged", frames_for(12, 20, 20))
+    png_frames(root / "target" / "ragged", frames_for(12, 20, 20))
+    Image.fromarray(frames_for(1, 20, 22)[0]).save(root / "target" / "ragged" / "00003.png")  # another size
     dataset = build_dataset("paired", condition="source", max_bad_fraction=1.0, **pairs)
     problems = {e.path: e.problem for e in dataset.entries if e.problem}
     assert problems == {
@@ -133,16 +136,21 @@ def test_bad_pairs_are_one_line_each_and_count_like_bad_files(pairs, capsys):
                             "pairs must be frame-aligned",
         "target/wide": f"mismatched: {root}/source/wide is 24x20 pixels, {root}/target/wide 20x20",
     }
-    assert dataset.counts["unreadable"] == 4 and dataset.counts["usable"] == 2 and len(dataset) == 6
+    assert dataset.counts["unreadable"] == 4 and dataset.counts["usable"] == 3 and len(dataset) == 7
     bad = dataset.records.index(next(r for r in dataset.records if r.path == "target/short.mp4"))
     item = dataset[bad]  # replaced by a good pair, both sides
     assert "target/short.mp4" in dataset.failures and item["condition"].shape == (3, 4, R, R)
-    with pytest.raises(ZooError, match=r"^4 of 6 paired videos are missing, unreadable or too large"):
+    ragged = [r.path for r in dataset.records].index("target/ragged")
+    dataset.pixels_at(ragged, 1)  # frames 1, 3, 5, 7 include the odd one: found when read, replaced
+    assert dataset.failures["target/ragged"] == (f"{root}/target/ragged/00003.png: 22x20 pixels, the folder's first "
+                                                 "frame 20x20")
+    with pytest.raises(ZooError, match=r"^4 of 7 paired videos are missing, unreadable or too large"):
         build_dataset("paired", condition="source", **pairs)
     status = main(["data", "check", "--data", "paired", "--data-root", pairs["root"], "--frames", "4", "--decode",
                    "--set", f"data.index_cache={pairs['index_cache']}"])
     out = capsys.readouterr().out
     assert status == 1 and "target/wide: mismatched:" in out and "unreadable 4" in out and "undecodable 0" in out
+    assert "target/ragged" not in out, "--decode reads first and last frames only"
 
 
 def test_layout_errors_are_one_line(tmp_path):
