@@ -45,6 +45,32 @@ def flip_clip(frames: torch.Tensor) -> torch.Tensor:
     return frames.flip(2).contiguous()
 
 
+# item keys whose last axis is the image width (maps `[..., H, W]`)
+WIDTH_LAST_KEYS = ("segmentation", "flow_valid", "flow_back_valid", "condition")
+FLOW_KEYS = ("flow", "flow_back")  # `[2, T-1, H, W]`, channel 0 = x displacement
+
+
+def flip_item(item: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A raw item mirrored left-right: `pixels` (`flip_clip`) and every spatial key alike, so the maps stay the
+    clip's: label maps, masks and `condition` `[..., H, W]` mirror, flows mirror and negate x, `keypoints` `[T, K, 2]`
+    take x -> W - 1 - x (pixel-index convention). Other keys are kept as they are."""
+    out = dict(item)
+    width = item["pixels"].shape[2]
+    out["pixels"] = flip_clip(item["pixels"])
+    for key in WIDTH_LAST_KEYS:
+        if key in item:
+            out[key] = item[key].flip(-1).contiguous()
+    for key in FLOW_KEYS:
+        if key in item:
+            flow = item[key].flip(-1)
+            out[key] = torch.stack([-flow[0], flow[1]])
+    if "keypoints" in item:
+        keypoints = item["keypoints"].clone()
+        keypoints[..., 0] = width - 1 - keypoints[..., 0]
+        out["keypoints"] = keypoints
+    return out
+
+
 def crop_left(width: int, side: int, shift: float) -> int:
     """Left edge of a `side`-wide crop of a `width`-wide frame, `shift` in [-1, 1] of the half slack off centre.
 
@@ -52,6 +78,40 @@ def crop_left(width: int, side: int, shift: float) -> int:
     32 +- 28, i.e. shift uniform in [-28/32, 28/32] = `crop_jitter` 0.875."""
     slack = width - side
     return min(slack, max(0, round(slack / 2 * (1 + shift))))
+
+
+def crop_square(x: torch.Tensor, policy: str, crop_shift: float = 0.0) -> torch.Tensor:
+    """`short_side_crop`: the square of side min(H, W) of `[T, H, W, C]` frames (`crop_shift` as `resize_frames`);
+    `stretch`: the frames as they are (a view either way)."""
+    if policy not in RESIZE_POLICIES:
+        raise ValueError(f"resize policy must be one of {RESIZE_POLICIES}, got {policy!r}")
+    _, h, w, _ = x.shape
+    if policy == "short_side_crop" and h != w:
+        side = min(h, w)
+        top, left = (h - side) // 2, crop_left(w, side, crop_shift) if crop_shift else (w - side) // 2
+        x = x[:, top : top + side, left : left + side]
+    return x
+
+
+def resize_labels(labels: np.ndarray | torch.Tensor, resolution: int, policy: str = "short_side_crop",
+                  crop_shift: float = 0.0) -> torch.Tensor:
+    """Resize label maps as `resize_frames` resizes frames (same crop), by nearest neighbour: ids are never blended.
+
+    Nearest is taken at pixel centres (`nearest-exact`), the sampling geometry of the frames' bilinear resize, so a
+    label stays over the pixels it covers in the resized frame.
+
+    Args:
+        labels: integer `[T, H, W]` ids (< 2^24, exact in float32).
+        resolution, policy, crop_shift: as `resize_frames`.
+
+    Returns:
+        long `[T, resolution, resolution]`.
+    """
+    x = crop_square(torch.as_tensor(labels)[..., None], policy, crop_shift)[..., 0]
+    if tuple(x.shape[1:]) == (resolution, resolution):
+        return x.long().contiguous()
+    x = F.interpolate(x[:, None].float(), size=(resolution, resolution), mode="nearest-exact")
+    return x[:, 0].long()
 
 
 def resize_frames(frames: np.ndarray | torch.Tensor, resolution: int, policy: str = "short_side_crop",
@@ -68,15 +128,8 @@ def resize_frames(frames: np.ndarray | torch.Tensor, resolution: int, policy: st
     Returns:
         uint8 `[T, resolution, resolution, C]` (contiguous).
     """
-    if policy not in RESIZE_POLICIES:
-        raise ValueError(f"resize policy must be one of {RESIZE_POLICIES}, got {policy!r}")
-    x = torch.as_tensor(frames)
+    x = crop_square(torch.as_tensor(frames), policy, crop_shift)
     _, h, w, _ = x.shape
-    if policy == "short_side_crop" and h != w:
-        side = min(h, w)
-        top, left = (h - side) // 2, crop_left(w, side, crop_shift) if crop_shift else (w - side) // 2
-        x = x[:, top : top + side, left : left + side]
-        h = w = side
     if (h, w) == (resolution, resolution):
         return x.contiguous()
     if x.dtype != torch.uint8:
