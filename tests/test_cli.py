@@ -263,7 +263,7 @@ def test_wandb_logger_runs_offline_without_a_key(tmp_path, monkeypatch):
 
 
 def test_an_error_closes_the_bars_it_left_open_so_it_starts_on_its_own_line():
-    """A loop broken by an error leaves its bar half-drawn, without a newline; the error line must not be glued to it."""
+    """A loop broken by an error leaves its bar half-drawn, without a newline; the error must not be glued to it."""
     import io
 
     from tqdm import tqdm

@@ -72,7 +72,8 @@ def test_eps_below_float32_diverges_at_the_first_nan_loss_and_writes_no_checkpoi
     assert (run_dir / "config.yaml").is_file(), "step 1 trained: the run's files stay, to show what happened"
     from tqdm import tqdm
 
-    assert not [bar for bar in getattr(tqdm, "_instances", ()) if str(bar.desc).startswith("steps")], "the run's bar was closed"
+    open_bars = [bar for bar in getattr(tqdm, "_instances", ()) if str(bar.desc).startswith("steps")]
+    assert not open_bars, "the run's bar was closed"
 
 
 def test_divergence_keeps_the_last_finite_checkpoint_for_resume(tmp_path):
