@@ -146,6 +146,9 @@ def test_segmentation_condition_is_the_one_hot_segmentation_on_every_item_path()
             assert torch.equal(cond.argmax(0), it["segmentation"]) and torch.equal(cond.sum(0), torch.ones(4, 16, 16))
             assert set(cond.unique().tolist()) == {0.0, 1.0}
         assert torch.equal(raw["condition"], item["condition"]) and "video" in item and "pixels" in raw
+    sparse = build_dataset("shapes", frames=3, resolution=16, num_videos=8, condition="segmentation",
+                           sparse_max_distance=6)[(2, 5)]  # StyleGAN-V's sparse training clips
+    assert "times" in sparse and torch.equal(sparse["condition"].argmax(0), sparse["segmentation"])
     plain = build_dataset("shapes", frames=4, resolution=16, num_videos=8)
     assert "condition" not in plain[3] and plain.condition_channels == 0
     assert torch.equal(plain[3]["video"], dataset[3]["video"]), "the condition changes no pixel"
@@ -178,10 +181,12 @@ def test_conditions_a_dataset_cannot_give_are_one_line_errors():
 
 
 def test_batches_carry_condition_flows_and_keypoints_after_the_transfer():
-    config = DataConfig(frames=3, resolution=16, num_videos=8, num_workers=0, condition="segmentation")
-    datamodule = VideoDataModule(config, batch_size=2, seed=0)
+    config = DataConfig(frames=3, resolution=16, num_videos=8, num_workers=0, condition="segmentation",
+                        extra_frames=2)
+    datamodule = VideoDataModule(config, batch_size=2, seed=0, independent_frames=3)
     batch = datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
     assert batch["video"].shape == (2, 3, 3, 16, 16)
+    assert batch["image_frames"].shape == (2, 3, 2, 16, 16) and batch["independent_frames"].shape == (3, 3, 16, 16)
     assert batch["condition"].shape == (2, datamodule.dataset.condition_channels, 3, 16, 16)
     assert batch["condition"].dtype == torch.float32
     assert torch.equal(batch["condition"].argmax(1), batch["segmentation"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from zoo.config import DataConfig, update_dataclass
-from zoo.datasets import folder, kinetics, shapes, ucf101  # noqa: F401  (register their datasets)
+from zoo.datasets import folder, kinetics, paired, shapes, ucf101  # noqa: F401  (register their datasets)
 from zoo.datasets.base import VideoDataset
 from zoo.registry import DATASETS
 

@@ -71,6 +71,7 @@ class ClipDataset(VideoDataset):
     layout: ClassVar[str] = "a directory of video files"  # what `root` must look like (error messages)
     download: ClassVar[str] = ""  # where to get the dataset (error messages)
     missing_is_bad: ClassVar[bool] = True  # do listed-but-absent files count towards max_bad_fraction
+    preparable: ClassVar[bool] = True  # whether `zoo data prepare` can store its clips
 
     def __init__(self, config: DataConfig, progress: bool = True, refuse_bad: bool = True):
         super().__init__(config)
@@ -86,8 +87,7 @@ class ClipDataset(VideoDataset):
         if config.frames < 1 or config.frame_stride < 1 or config.resolution < 1:
             raise ZooError("data.frames, data.frame_stride and data.resolution must be positive")
         self.root = self._require_root()
-        listed = self.discover()
-        indexed = build_index(self.root, listed, config.video_stream, config.index_cache, progress=progress)
+        indexed = self.index(self.discover(), progress)
         self.entries: list[IndexEntry] = [self._within_pixel_limit(e) for e in indexed]
         self.span = (config.frames - 1) * config.frame_stride + 1
         self.records = [e for e in self.entries if self._is_item(e)]
@@ -104,6 +104,21 @@ class ClipDataset(VideoDataset):
     def discover(self) -> list[tuple[str, int]]:
         """List the split's videos as `(path relative to root, label)`; set `self.class_names`."""
         raise NotImplementedError  # pragma: no cover - abstract
+
+    def index(self, listed: list[tuple[str, int]], progress: bool) -> list[IndexEntry]:
+        """One `IndexEntry` per listed video, same order: container metadata (cached), or why it is unusable."""
+        c = self.config
+        return build_index(self.root, listed, c.video_stream, c.index_cache, progress=progress)
+
+    def read_item(self, index: int, ids: list[int], crop_shift: float = 0.0) -> dict[str, torch.Tensor]:
+        """What item `index` holds at source frames `ids`, without replacement: `{"pixels": read_clip(...)}`; a
+        subclass adds frame-aligned keys (`paired`: its source). Raises `DecodeError` like `read_clip`."""
+        return {"pixels": self.read_clip(index, ids, crop_shift)}
+
+    def decode_check(self, index: int) -> None:
+        """Decode item `index`'s first and last source frame (`zoo data check --decode`); raises `DecodeError`."""
+        record = self.records[index]
+        read_frames(str(self.root / record.path), [0, record.meta.frames - 1], record.meta, self.config.decoder)
 
     def layout_error(self, problem: str, suggestion: str = "") -> ZooError:
         where = f" Download: {self.download}." if self.download else ""
@@ -271,9 +286,10 @@ class ClipDataset(VideoDataset):
         chunk as it is decoded)."""
         return resize_frames(frames, self.config.resolution, self.config.resize, crop_shift).numpy()
 
-    def _clip(self, index: int, times: list[float], draw: int | None) -> tuple[int, list[float], torch.Tensor]:
+    def _clip(self, index: int, times: list[float], draw: int | None,
+              pixels_only: bool = False) -> tuple[int, list[float], dict[str, torch.Tensor]]:
         """The clip of item `index` at `times` (strided frames), or a deterministic replacement if that video fails;
-        returns (index, times, pixels)."""
+        returns (index, times, `read_item`'s dict, or only `pixels` with `pixels_only`)."""
         original = index
         crop_shift = draw_crop_shift(self.config.seed, draw, self.config.crop_jitter) if draw is not None else 0.0
         for attempt in range(MAX_REPLACEMENTS):
@@ -281,7 +297,9 @@ class ClipDataset(VideoDataset):
             if path not in self.failures:
                 try:
                     ids = [round(t * self.config.frame_stride) for t in times]
-                    return index, times, self.read_clip(index, ids, crop_shift)
+                    if pixels_only:
+                        return index, times, {"pixels": self.read_clip(index, ids, crop_shift)}
+                    return index, times, self.read_item(index, ids, crop_shift)
                 except DecodeError as e:
                     self._record_failure(path, str(e))
             index = int(np.random.default_rng([self.config.seed, 2, original, attempt]).integers(len(self)))
@@ -309,14 +327,15 @@ class ClipDataset(VideoDataset):
     def pixels_at(self, index: int, start: int) -> torch.Tensor:
         if not 0 <= start < self.num_starts(index):
             raise IndexError(f"clip start {start} outside [0, {self.num_starts(index)}) for {self.item_name(index)}")
-        return self._clip(index, [start / self.config.frame_stride + k for k in range(self.config.frames)], None)[2]
+        times = [start / self.config.frame_stride + k for k in range(self.config.frames)]
+        return self._clip(index, times, None, pixels_only=True)[2]["pixels"]
 
     def raw_item(self, key: ItemKey) -> dict[str, torch.Tensor]:
         index, draw = self.split_key(key)
         if not 0 <= index < len(self):
             raise IndexError(f"{self.registry_key} index {index} out of range [0, {len(self)})")
-        used, times, pixels = self._clip(index, self.clip_times(index, draw), draw)
-        item = {"pixels": pixels, "label": torch.tensor(self.records[used].label, dtype=torch.long)}
+        used, times, read = self._clip(index, self.clip_times(index, draw), draw)
+        item = {**read, "label": torch.tensor(self.records[used].label, dtype=torch.long)}
         if self.config.sparse_max_distance and draw is not None:
             meta = self.records[used].meta
             item["times"] = torch.tensor(times, dtype=torch.float32)  # strided frames since the video's start

@@ -97,6 +97,8 @@ def run_prepare(args) -> None:
     dataset = _build(args)
     if not hasattr(dataset, "records"):
         raise ZooError(f"{args.data} is procedural; there is nothing to prepare")
+    if not dataset.preparable:
+        raise ZooError(f"{args.data} cannot be prepared: it reads a source beside every target")
     counts = prepare(dataset, args.out, workers=args.workers)
     print(f"prepared {counts['videos']} videos ({counts['frames']} frames, {dataset.config.resolution}px, "
           f"{counts['failed']} failed) in {Path(args.out)}; train with --set data.prepared={args.out}")
@@ -111,7 +113,7 @@ def run_check(args) -> int:
     from tqdm import tqdm
 
     from zoo.datasets.clips import ClipDataset
-    from zoo.datasets.decode import DecodeError, read_frames
+    from zoo.datasets.decode import DecodeError
     from zoo.registry import DATASETS
 
     config, cls = _config(args), DATASETS.get(args.data)
@@ -124,9 +126,11 @@ def run_check(args) -> int:
     bad = set(dataset.bad_at_index)
     if args.decode:
         failed = 0
-        for r in tqdm(dataset.usable, desc="decoding", unit="video"):
+        usable = [i for i, r in enumerate(dataset.records) if r.meta is not None]
+        for i in tqdm(usable, desc="decoding", unit="video"):
+            r = dataset.records[i]
             try:
-                read_frames(str(dataset.root / r.path), [0, r.meta.frames - 1], r.meta, dataset.config.decoder)
+                dataset.decode_check(i)
             except DecodeError as e:
                 failed += 1
                 problems.append((r.path, f"undecodable: {e}"))

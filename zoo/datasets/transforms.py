@@ -80,6 +80,40 @@ def crop_left(width: int, side: int, shift: float) -> int:
     return min(slack, max(0, round(slack / 2 * (1 + shift))))
 
 
+def crop_square(x: torch.Tensor, policy: str, crop_shift: float = 0.0) -> torch.Tensor:
+    """`short_side_crop`: the square of side min(H, W) of `[T, H, W, C]` frames (`crop_shift` as `resize_frames`);
+    `stretch`: the frames as they are (a view either way)."""
+    if policy not in RESIZE_POLICIES:
+        raise ValueError(f"resize policy must be one of {RESIZE_POLICIES}, got {policy!r}")
+    _, h, w, _ = x.shape
+    if policy == "short_side_crop" and h != w:
+        side = min(h, w)
+        top, left = (h - side) // 2, crop_left(w, side, crop_shift) if crop_shift else (w - side) // 2
+        x = x[:, top : top + side, left : left + side]
+    return x
+
+
+def resize_labels(labels: np.ndarray | torch.Tensor, resolution: int, policy: str = "short_side_crop",
+                  crop_shift: float = 0.0) -> torch.Tensor:
+    """Resize label maps as `resize_frames` resizes frames (same crop), by nearest neighbour: ids are never blended.
+
+    Nearest is taken at pixel centres (`nearest-exact`), the sampling geometry of the frames' bilinear resize, so a
+    label stays over the pixels it covers in the resized frame.
+
+    Args:
+        labels: integer `[T, H, W]` ids (< 2^24, exact in float32).
+        resolution, policy, crop_shift: as `resize_frames`.
+
+    Returns:
+        long `[T, resolution, resolution]`.
+    """
+    x = crop_square(torch.as_tensor(labels)[..., None], policy, crop_shift)[..., 0]
+    if tuple(x.shape[1:]) == (resolution, resolution):
+        return x.long().contiguous()
+    x = F.interpolate(x[:, None].float(), size=(resolution, resolution), mode="nearest-exact")
+    return x[:, 0].long()
+
+
 def resize_frames(frames: np.ndarray | torch.Tensor, resolution: int, policy: str = "short_side_crop",
                   crop_shift: float = 0.0) -> torch.Tensor:
     """Resize a clip to a square.
@@ -94,15 +128,8 @@ def resize_frames(frames: np.ndarray | torch.Tensor, resolution: int, policy: st
     Returns:
         uint8 `[T, resolution, resolution, C]` (contiguous).
     """
-    if policy not in RESIZE_POLICIES:
-        raise ValueError(f"resize policy must be one of {RESIZE_POLICIES}, got {policy!r}")
-    x = torch.as_tensor(frames)
+    x = crop_square(torch.as_tensor(frames), policy, crop_shift)
     _, h, w, _ = x.shape
-    if policy == "short_side_crop" and h != w:
-        side = min(h, w)
-        top, left = (h - side) // 2, crop_left(w, side, crop_shift) if crop_shift else (w - side) // 2
-        x = x[:, top : top + side, left : left + side]
-        h = w = side
     if (h, w) == (resolution, resolution):
         return x.contiguous()
     if x.dtype != torch.uint8:
