@@ -1,3 +1,5 @@
-"""Evaluation metrics (FVD, KVD, IS, PRDC, ACD) as DDP-synced torchmetrics; detectors under `zoo.metrics.detectors`."""
+"""Evaluation metrics (FVD, KVD, IS, PRDC, ACD; conditional: PSNR, SSIM, LPIPS, warping error, mask IoU) as
+DDP-synced torchmetrics; detectors under `zoo.metrics.detectors`."""
 
-from zoo.metrics import fvd, inception_score, prdc, presets  # noqa: F401  (register fvd, kvd, is, prdc, acd, presets)
+# imported for their registrations: fvd, kvd, is, prdc, acd, the presets, psnr, ssim, warp_error, mask_iou, lpips
+from zoo.metrics import conditional, fvd, inception_score, lpips, prdc, presets  # noqa: F401

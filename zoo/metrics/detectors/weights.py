@@ -40,8 +40,9 @@ class WeightsFile:
     filename: str  # file name in the cache
     urls: tuple[str, ...]  # tried in order
     sha256: str | None  # pinned checksum; None = recorded on first verified download
-    format: str  # torchscript | state_dict | chainer_npz | mean_npz
+    format: str  # torchscript | state_dict | chainer_npz | mean_npz | packaged
     description: str
+    retrain: str = ""  # packaged files: the command that regenerates the file (default `zoo weights train NAME`)
 
 
 WEIGHTS: dict[str, WeightsFile] = {
@@ -79,6 +80,12 @@ WEIGHTS: dict[str, WeightsFile] = {
             "shapes_net", "shapes_net.pt", (),
             "25acf64ea9be2e05a1ce7fef3be8f9ee124a85ebd72fab98a4859eb7df8251ba", "packaged",
             "the in-repo shapes detector (fvd_shapes, kvd_shapes, is_shapes, acd_shapes, prdc_shapes)",
+        ),
+        WeightsFile(  # ships in the package; retrain: python tools/train_shapes_seg.py --seed 0
+            "shapes_seg", "shapes_seg.pt", (),
+            "4c79834899af6230f02df7465ae307fca2761e040a9f6dc935d13f64d4eaee07", "packaged",
+            "the in-repo shapes segmenter (mask_iou of conditional synthesis)",
+            retrain="python tools/train_shapes_seg.py --seed 0",
         ),
     )
 }
@@ -284,7 +291,7 @@ def resolve(name: str, override: str | Path | None = None, fetch: bool = True) -
         path = Path(__file__).with_name(entry.filename)
         if not path.is_file():
             raise ZooError(f"{path} is missing from the installation; reinstall video-zoo or retrain it with "
-                           f"`zoo weights train {name}`")
+                           f"`{entry.retrain or f'zoo weights train {name}'}`")
         sha = sha256_of(path)
         if sha != entry.sha256:
             raise ZooError(f"{path} has SHA-256 {sha} but {name} must be {entry.sha256}: the file is corrupt or "
