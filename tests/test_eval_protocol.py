@@ -121,13 +121,16 @@ def test_the_help_lists_every_metric_and_preset_and_each_is_accepted(capsys):
         main(["eval", "--help"])
     text = capsys.readouterr().out
     listed = {line.split()[0] for line in text.splitlines() if line.startswith("  ") and not line.startswith("  -")}
-    # conditional metrics (issue 30) score translations against paired targets, not sample sets: `zoo eval` does not
-    # take them yet (its wiring is zoo/evaluate.py's), so they are listed by `zoo list metrics` only
+    from zoo.evaluation.conditional import conditional_presets
     from zoo.metrics.conditional import CONDITIONAL_METRICS
 
-    keys = [key for key in METRICS.keys() if key not in CONDITIONAL_METRICS]
-    assert set(keys) <= listed and {"fvd_shapes", "prdc", "acd", "acd_shapes"} <= listed
-    for key in keys:
+    assert set(METRICS.keys()) <= listed and {"fvd_shapes", "prdc", "acd", "acd_shapes", "psnr"} <= listed
+    for key in METRICS.keys():
+        if key in CONDITIONAL_METRICS:  # scores a conditional checkpoint's translations, N held-out clips
+            run = {"model_name": "vid2vid", "spec": {"frames": 6}}
+            [preset] = conditional_presets(EvalRequest(metrics=[key], num_samples=8), run)
+            assert (preset.metric, preset.num_fake, preset.num_real, preset.frames) == (key, 8, 8, 6)
+            continue
         [preset] = resolve_presets(EvalRequest(metrics=[key]))
         assert preset.metric == (PRESETS[key].metric if key in PRESETS else key)
 

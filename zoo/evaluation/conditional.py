@@ -26,10 +26,10 @@ from zoo.errors import ZooError
 from zoo.evaluation.protocol import data_overrides, explain_undefined
 from zoo.evaluation.request import METRIC_KEYS, EvalRequest, EvalResult
 from zoo.evaluation.sources import progress
+from zoo.metrics.conditional import CONDITIONAL_METRICS as CONDITIONAL_KEYS
 from zoo.metrics.feature_metric import as_pixels
 from zoo.metrics.presets import DEFAULT_PRESET, PRESETS, Preset
 
-CONDITIONAL_KEYS = ("psnr", "ssim", "lpips", "warp_error", "mask_iou")
 FEATURE_METRICS = ("fvd", "kvd", "prdc")  # detector features of outputs vs their targets
 DEFAULT_HELDOUT = 256  # held-out clips when neither --num-samples nor a feature preset says how many
 # what each metric reads from the held-out items besides the clip, and who provides it

@@ -139,3 +139,12 @@ def heldout_clips(count: int, frames: int = 8, resolution: int = 32, seed: int =
 
     items = [render_clip(seed, i, frames, resolution) for i in range(count)]
     return torch.stack([it["pixels"] for it in items]), torch.stack([it["segmentation"] for it in items])
+
+
+def weights_record() -> dict:
+    """What a `mask_iou` row records of the segmenter: the packaged file, its SHA-256 and its trust (checked now)."""
+    from zoo.metrics.detectors.weights import resolve
+
+    weights = resolve("shapes_seg", fetch=False)
+    return {"detector": "shapes_seg", "weights": "shapes_seg", "sha256": weights.sha256,
+            "verified": weights.verified, "trust": weights.trust}
