@@ -158,6 +158,32 @@ def _presets(frames: int) -> list:
     return [dataclasses.replace(PRESETS[name], frames=frames) for name in SHAPES_PRESETS]
 
 
+# a conditional model's scores: its translations of held-out conditions against their own targets (the feature
+# presets on those pairs carry `_heldout` in their names: they are not comparable with the unconditional columns)
+CONDITIONAL_COLUMNS = ("fvd_shapes_heldout", "kvd_shapes_heldout", "prdc_shapes_heldout", "psnr", "ssim",
+                       "warp_error", "mask_iou")
+
+
+def metric_of(name: str) -> str:
+    """The metric a bench column scores: its preset's first word (`fvd_shapes` -> fvd), or a conditional key."""
+    from zoo.metrics.conditional import CONDITIONAL_METRICS
+
+    return name if name in CONDITIONAL_METRICS else name.split("_")[0]
+
+
+def is_conditional_key(key: str) -> bool:
+    from zoo.models.base import ConditionalVideoModel
+    from zoo.registry import MODELS
+
+    return issubclass(MODELS.get(key), ConditionalVideoModel)
+
+
+def headline_of(values: dict) -> tuple[str, float]:
+    """The headline column present in `values` (a conditional model's is on held-out pairs) and its value."""
+    name = HEADLINE if HEADLINE in values else f"{HEADLINE}_heldout"
+    return name, values[name][metric_of(name)]
+
+
 # -- what a reused result depends on ------------------------------------------------------------------------------
 
 
@@ -269,11 +295,17 @@ def _reuse_scores(request: BenchRequest, key: str, entry: dict, out: Path, pkey:
 
 def _evaluate(request: BenchRequest, ckpt: Path, frames: int, final: bool, leaderboard: Path | None):
     from zoo.evaluation import EvalRequest, evaluate
+    from zoo.evaluation.conditional import is_conditional
+    from zoo.models.base import checkpoint_meta, read_checkpoint
 
+    if is_conditional(checkpoint_meta(read_checkpoint(ckpt), source=str(ckpt))):  # held-out pairs, no intervals
+        metrics, num_real, bootstrap = [*SHAPES_PRESETS[:3], *CONDITIONAL_COLUMNS[3:]], None, 0
+    else:
+        metrics, num_real, bootstrap = _presets(frames), request.num_samples, request.bootstrap if final else 0
     results = evaluate(EvalRequest(
-        metrics=_presets(frames), ckpt=str(ckpt), data=request.data, num_samples=request.num_samples,
-        num_real=request.num_samples, batch_size=request.batch_size, bootstrap=request.bootstrap if final else 0,
-        leaderboard=str(leaderboard) if leaderboard else None, samples_gif=False, seed=EVAL_SEED,
+        metrics=metrics, ckpt=str(ckpt), data=request.data, num_samples=request.num_samples, num_real=num_real,
+        batch_size=request.batch_size, bootstrap=bootstrap, leaderboard=str(leaderboard) if leaderboard else None,
+        samples_gif=False, seed=EVAL_SEED,
     ))
     values, samples = {}, None
     for r in results:
@@ -287,7 +319,7 @@ def _evaluate(request: BenchRequest, ckpt: Path, frames: int, final: bool, leade
 
 
 def _curve_point(step: int, values: dict) -> dict:
-    return {"step": step, **{name: v[name.split("_")[0]] for name, v in values.items()}}
+    return {"step": step, **{name: v[metric_of(name)] for name, v in values.items()}}
 
 
 def _checkpoint_step(ckpt: Path) -> int:
@@ -347,7 +379,7 @@ def _train_model(request: BenchRequest, key: str, state: BenchState, out: Path) 
             if samples is not None:
                 entry["samples"] = os.path.relpath(_write_grid(samples, out / "samples" / f"{key}.gif"), out)
         state.save()
-        _say(f"{key}: {HEADLINE} = {values[HEADLINE]['fvd']:.3f} at step {target}")
+        _say("{}: {} = {:.3f} at step {}".format(key, *headline_of(values), target))
 
 
 def real_clips(request: BenchRequest, frames: int, resolution: int, seed: int) -> torch.Tensor:
@@ -505,13 +537,13 @@ def _scores(values, name: str) -> dict:
 
 def _rank(values, name: str) -> float | None:
     v = _scores(values, name)
-    metric = name.split("_")[0]
+    metric = metric_of(name)
     return rank_key(metric, v.get(metric), v)
 
 
 def _cell(values, name: str, place: int | None = None) -> str:
     v = _scores(values, name)
-    metric = name.split("_")[0]
+    metric = metric_of(name)
     if metric not in v:
         return "<td>-</td>"
     text = _number(v[metric])
@@ -560,9 +592,31 @@ def _format_text(frames: str, resolution: str) -> str:
     return f"{html.escape(resolution)}^2 x {html.escape(frames)}"
 
 
+def _conditional_table(state: BenchState, keys: list[str]) -> str:
+    """The conditional models' own table (translations of held-out conditions vs their targets), or ''."""
+    members = [key for key in keys if is_conditional_key(key)]
+    if not members:
+        return ""
+    finals = {key: state.model(key).get("final") for key in members}
+    places = {name: _places(finals, name) for name in CONDITIONAL_COLUMNS}
+    head = "".join(f"<th>{n}<br><small>{html.escape(better_text(metric_of(n)))}</small></th>"
+                   for n in CONDITIONAL_COLUMNS)
+    rows = [f"<tr><td>{html.escape(key)}</td><td>{_format_text(*_clip_format(state.model(key)))}</td>"
+            f"<td>{_number(state.model(key)['steps'], '.0f')}</td>"
+            + "".join(_cell(finals[key], n, places[n].get(key)) for n in CONDITIONAL_COLUMNS) + "</tr>"
+            for key in members]
+    return (f"<h2>Conditional models</h2><p>Translations of {_number(state.data.get('num_samples'), '.0f')} held-out "
+            "conditions (test split, data seed + 1) against their own real targets: feature metrics on those pairs, "
+            "PSNR / SSIM per frame, the warping error with the targets' true flow, and the mask IoU of the outputs "
+            "re-segmented by <code>shapes_seg</code>. Not comparable with the table above (those models see no "
+            "condition).</p><table id='conditional'><thead><tr><th>model</th><th>clips</th><th>steps</th>"
+            f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
 def _table_rows(state: BenchState, groups: dict) -> list[str]:
     rows = []
     for (frames, resolution), members in groups.items():
+        members = [key for key in members if not is_conditional_key(key)]  # they have their own table
         finals = {key: state.model(key).get("final") for key in members}
         places = {name: _places(finals, name) for name in SHAPES_PRESETS}
         for key in members:
@@ -633,6 +687,7 @@ so with few clips an interval can lie above its point estimate.</p>
 <th>train wall time</th>{head}</tr></thead><tbody>
 {''.join(_table_rows(state, groups))}
 </tbody></table>
+{_conditional_table(state, keys)}
 <h2>Metrics during training</h2>
 <img id="curves" alt="metric versus step" src="{_curves(state, keys)}">
 <h2>Samples (final checkpoint) beside real clips</h2>

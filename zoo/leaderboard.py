@@ -336,7 +336,9 @@ def comparable(row: dict) -> tuple[bool, str]:
 
 # metric -> which of its values are better; "real": the closer to the real clips' own value (recorded beside the
 # score, under TARGET[metric]) the better. The leaderboard page and the `zoo bench` report state and rank by this.
-BETTER = {"fvd": "lower", "kvd": "lower", "bpd": "lower", "is": "higher", "prdc": "higher", "acd": "real"}
+BETTER = {"fvd": "lower", "kvd": "lower", "bpd": "lower", "is": "higher", "prdc": "higher", "acd": "real",
+          # conditional models, against their own targets
+          "psnr": "higher", "ssim": "higher", "lpips": "lower", "warp_error": "lower", "mask_iou": "higher"}
 TARGET = {"acd": "acd_real"}
 
 
