@@ -215,6 +215,7 @@ SEED_RANGE = "[0, 4294967295]"  # Lightning's seed_everything takes unsigned 32-
     num_workers="[0, 256]", decode_threads="[0, 256]",
     video_stream="[0, 1000]", decoder=("auto", "decord", "pyav"), max_bad_fraction="[0, 1]",
     crop_jitter="[0, 1]", max_source_pixels="[1, inf)", condition=CONDITIONS,
+    edge_low="(0, 100]", edge_high="(0, 100]", keypoint_sigma="[0.1, 1000]", condition_classes="[1, 1024]",
 )
 @dataclass
 class DataConfig:
@@ -247,6 +248,10 @@ class DataConfig:
     crop_jitter: float = 0.0  # training clips: short_side_crop square moved off centre by up to this share of the slack
     max_source_pixels: int = 4096 * 4096  # width x height above which a source video is a bad file: bounds its cost
     condition: str = "none"  # what conditional models translate from (batch key `condition`); see CONDITIONS
+    edge_low: float = 0.2  # condition=edges: Canny weak threshold on the unnormalised Sobel magnitude (unit step: 2.59)
+    edge_high: float = 0.4  # condition=edges: Canny's strong threshold, >= edge_low (same units)
+    keypoint_sigma: float = 1.5  # condition=keypoints: standard deviation of each keypoint's Gaussian heatmap, pixels
+    condition_classes: int | None = None  # condition=segmentation of `paired`: label ids 0..n-1 -> n one-hot channels
 
 
 def heldout_data_config(config: DataConfig) -> DataConfig:

@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import Dataset
 
 from zoo.config import DataConfig
+from zoo.datasets.conditions import check_condition, edge_maps
 from zoo.video_io import from_uint8
 
 # Training samplers pass `(index, draw_seed)`: any randomness of the item (its clip start) is drawn from `draw_seed`,
@@ -39,14 +40,20 @@ class VideoDataset(Dataset):
     never change the meaning of those two. Subclasses implement `raw_item`, the same item with the clip still as
     decoded (`"pixels"`, uint8 `[T, H, W, C]`): the DataModule's loaders ship raw items between processes (4x fewer
     bytes than float) and convert whole batches with `to_video` once they are on the training device.
+
+    With `config.condition` other than `none`, `raw_item` also returns `condition`, float `[C_c, T, H, W]`
+    (`conditions.py`): a subclass adds `self.condition_of(item)` to its item and lists what it offers in
+    `conditions`; building a dataset with another condition is a one-line `ZooError`.
     """
 
     registry_key: ClassVar[str]
     channels: ClassVar[int] = 3
+    conditions: ClassVar[tuple[str, ...]] = ("none",)  # the `data.condition` values this dataset provides
 
     def __init__(self, config: DataConfig):
         self.config = config
         self.class_names: list[str] = []
+        check_condition(getattr(self, "registry_key", type(self).__name__), config, self.conditions)
 
     @property
     def num_classes(self) -> int:
@@ -55,7 +62,21 @@ class VideoDataset(Dataset):
     @property
     def condition_channels(self) -> int:
         """C_c of the items' `condition` `[C_c, T, H, W]` under `config.condition`; 0 when `condition=none`."""
-        return 0
+        return {"none": 0, "edges": 1}[self.config.condition]
+
+    def condition_of(self, item: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The `condition` of a raw item, float `[C_c, T, H, W]`, from the item's own keys (`edges`: from `pixels`).
+        Subclasses offering more conditions extend it."""
+        c = self.config
+        if c.condition == "edges":
+            return edge_maps(item["pixels"], c.edge_low, c.edge_high)
+        raise NotImplementedError(f"{self.registry_key} has no condition {c.condition!r}")  # pragma: no cover
+
+    def with_condition(self, item: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """`item` plus its `condition` when `config.condition` is not `none` (what every `raw_item` returns)."""
+        if self.config.condition != "none":
+            item["condition"] = self.condition_of(item)
+        return item
 
     @property
     def video_reader(self) -> str:

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from zoo.config import DataConfig, stable_hash
+from zoo.datasets.conditions import CONDITION_FIELDS
 from zoo.errors import ZooError
 
 # Fields that change what a real clip looks like. Paths, workers, threads, the decoder choice policy, the prepared
@@ -104,8 +105,18 @@ class ClipList:
         return clips
 
 
+def condition_settings(config: DataConfig) -> dict:
+    """What a conditional protocol pairs each real clip with: `{"condition": ..., <the fields that condition reads>}`
+    (`conditions.CONDITION_FIELDS`: edge thresholds, keypoint sigma, classes); {} for `condition=none`."""
+    if config.condition == "none":
+        return {}
+    return {"condition": config.condition, **{k: getattr(config, k) for k in CONDITION_FIELDS[config.condition]}}
+
+
 def protocol_fingerprint(config: DataConfig, clip_list: ClipList | None = None) -> str:
-    """Hash of exactly what decides the real clips: the pixel-changing `DataConfig` fields plus the clip list.
+    """Hash of exactly what decides the real clips: the pixel-changing `DataConfig` fields plus the clip list, and,
+    for a conditional protocol only, its `condition_settings` (so every unconditional fingerprint, and the real
+    statistics cached under it, is what it was before conditions existed).
 
     Args:
         config: the data config.
@@ -116,6 +127,8 @@ def protocol_fingerprint(config: DataConfig, clip_list: ClipList | None = None) 
     """
     d = dataclasses.asdict(config)
     fields = {k: d[k] for k in PIXEL_FIELDS}
+    if config.condition != "none":
+        fields["condition"] = condition_settings(config)
     if clip_list is None:
         fields.update({k: d[k] for k in SELECTION_FIELDS})
         return stable_hash({"protocol": fields})
@@ -168,7 +181,7 @@ def make_clip_list(dataset, num: int | None, seed: int) -> ClipList:
         names=[dataset.item_name(i) for i, _ in clips],
         labels=[int(dataset.label_of(i)) for i, _ in clips],
         seed=seed,
-        config={k: config[k] for k in PIXEL_FIELDS + SELECTION_FIELDS},
+        config={**{k: config[k] for k in PIXEL_FIELDS + SELECTION_FIELDS}, **condition_settings(dataset.config)},
     )
     clip_list.fingerprint = protocol_fingerprint(dataset.config, clip_list)
     return clip_list

@@ -67,6 +67,7 @@ class ClipDataset(VideoDataset):
             which lists them instead); a root holding none of the listed files is an error either way.
     """
 
+    conditions = ("none", "edges")  # edge maps come from any decoded frames
     layout: ClassVar[str] = "a directory of video files"  # what `root` must look like (error messages)
     download: ClassVar[str] = ""  # where to get the dataset (error messages)
     missing_is_bad: ClassVar[bool] = True  # do listed-but-absent files count towards max_bad_fraction
@@ -320,7 +321,7 @@ class ClipDataset(VideoDataset):
             meta = self.records[used].meta
             item["times"] = torch.tensor(times, dtype=torch.float32)  # strided frames since the video's start
             item["video_length"] = torch.tensor(float(self.strided_length(meta.frames)) if meta else len(times))
-        return item
+        return self.with_condition(item)
 
 
 def _nearby_folders(root: Path):

@@ -21,7 +21,7 @@ from zoo.datasets import build_dataset
 from zoo.datasets.base import ItemKey, VideoDataset, to_video
 from zoo.datasets.cliplist import ClipList, ClipListDataset, make_clip_list
 from zoo.datasets.clips import read_failure_log
-from zoo.datasets.transforms import draw_flip, flip_clip
+from zoo.datasets.transforms import draw_flip, flip_item
 from zoo.errors import ZooError
 from zoo.video_io import from_uint8
 
@@ -97,7 +97,8 @@ class RawItems(Dataset):
 
     With `data.hflip`, a training key's clip is mirrored left-right with p = 0.5, one draw per clip from the data
     seed and the key's draw seed (`transforms.draw_flip`), so every dataset flips alike and a resumed run repeats the
-    flips. Evaluation clips are never flipped: StyleGAN-V's metrics build the real set with `xflip=False`
+    flips; its spatial keys (segmentation, flows, masks, keypoints, `condition`) mirror with it (`flip_item`).
+    Evaluation clips are never flipped: StyleGAN-V's metrics build the real set with `xflip=False`
     (`src/metrics/metric_main.py`), so the flip leaves real statistics and the protocol fingerprint unchanged."""
 
     def __init__(self, dataset: VideoDataset):
@@ -111,7 +112,9 @@ class RawItems(Dataset):
         _, draw = VideoDataset.split_key(key)
         config = self.dataset.config
         if config.hflip and draw is not None and draw_flip(config.seed, draw):
-            item["pixels"] = flip_clip(item["pixels"])
+            item = flip_item(item)
+            if config.condition == "edges":  # Canny keeps the left of two tied pixels: mirrored edges are not the
+                item["condition"] = self.dataset.condition_of(item)  # mirrored frames' edges, so detect them again
         return item
 
 
@@ -301,7 +304,7 @@ class VideoDataModule(pl.LightningDataModule):
 
     def _one_frame_view(self) -> VideoDataset:
         """The training data as 1-frame clips: any single frame of a video, decoded alone."""
-        one_frame = dataclasses.replace(self.config, frames=1, frame_stride=1, extra_frames=0)
+        one_frame = dataclasses.replace(self.config, frames=1, frame_stride=1, extra_frames=0, condition="none")
         return build_dataset(one_frame.name, one_frame)
 
     def train_dataloader(self) -> DataLoader:

@@ -3,11 +3,23 @@
 Each video shows one textured shape (circle, square or triangle) on a plain background, moving in one of three ways:
 linear motion with bounces off the borders, rotation in place, or pulsing scale. The class label is the
 (shape, motion) combination, 9 classes. Every item is a deterministic function of (seed, index), at any number of
-frames, frame stride and resolution. Besides the video each item carries
+frames, frame stride and resolution. Besides the video each item carries (exact, from the rigid motion itself)
 
 * `segmentation`: long `[T, H, W]`, 0 = background, 1 + shape index on the shape;
-* `flow`: float `[2, T-1, H, W]`, the true forward optical flow (dx, dy in pixels) from frame k to frame k+1:
-  the displacement of the surface point under each pixel; zero on the (static) background;
+* `flow`: float `[2, T-1, H, W]`, the true forward optical flow (dx, dy in pixels) from frame k to frame k+1 at
+  frame k's pixels: the displacement of the surface point under each pixel; zero on the (static) background.
+  `zoo.warp.warp(frame_{k+1}, flow_k)` reproduces frame k where `flow_valid`;
+* `flow_back`: float `[2, T-1, H, W]`, the backward flow at frame k+1's pixels: the displacement to where the surface
+  point under each pixel was at frame k (the analytic inverse of the motion); zero on the background.
+  `zoo.warp.warp(frame_k, flow_back_k)` predicts frame k+1 where `flow_back_valid` (vid2vid's warp of the previous
+  frame);
+* `flow_valid`: bool `[T-1, H, W]`, frame k's pixel is still visible at k+1: a shape pixel whose surface point stays
+  in the frame, or a background pixel the shape does not cover at k+1;
+* `flow_back_valid`: bool `[T-1, H, W]`, frame k+1's pixel was visible at k: a shape pixel whose surface point was in
+  the frame, or a background pixel the shape did not cover at k (False exactly on the background the shape uncovered);
+* `keypoints`: float `[T, K, 2]`, K = 5 points fixed in the shape's own frame (`KEYPOINTS`: the centre, then the
+  square's corners, the triangle's vertices and its base's midpoint, or four rim points of the circle), x, y in
+  pixels with the centre of pixel column j at x = j (the convention of `zoo.warp`), so rotation is visible;
 * the trajectory's parameters (what `shapes_net` learns to read back), float scalars unless noted:
   `hue` (of the shape colour, in [0, 1)), `background` (grey level in [0, 0.25]), `size` (pixels per shape unit at
   this resolution), `centre` (float `[2]`, x, y of the centre at the clip's first frame, pixels), `velocity`
@@ -15,6 +27,10 @@ frames, frame stride and resolution. Besides the video each item carries
   else zero), `rotation_speed` (rad per clip frame, signed;
   rotation only, else zero), `scale_pulse` (rad per clip frame of the scale oscillation; pulsing only, else zero).
   Per-clip-frame quantities include the frame stride.
+
+Conditions (`data.condition`, `conditions.py`): `segmentation` = one-hot of `segmentation` (C_c = 4: background + 3
+shapes), `keypoints` = a Gaussian heatmap of sigma `data.keypoint_sigma` pixels per keypoint (C_c = 5), `edges` =
+Canny edges of the frames (C_c = 1).
 
 The stripe texture is fixed to the shape's own coordinates, so rotation is visible and the flow is checkable:
 warping frame k+1 back along the flow reproduces frame k wherever the shape is visible in both.
@@ -29,12 +45,21 @@ import torch
 
 from zoo.config import DataConfig
 from zoo.datasets.base import ItemKey, VideoDataset
+from zoo.datasets.conditions import keypoint_heatmaps, one_hot
 from zoo.frame_sampling import sparse_frame_times
 from zoo.registry import register_dataset
 
 SHAPES = ("circle", "square", "triangle")
 MOTIONS = ("bounce", "rotate", "scale")
 DEFAULT_NUM_VIDEOS = 4096
+_H = math.sqrt(3) / 2
+# Keypoints in each shape's own frame (shape units, y down), the centre first; the others turn with the shape.
+KEYPOINTS = (
+    ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0)),  # circle: rim points at 0, 90, 180, 270 degrees
+    ((0.0, 0.0), (-0.8, -0.8), (0.8, -0.8), (0.8, 0.8), (-0.8, 0.8)),  # square: its corners
+    ((0.0, 0.0), (0.0, -1.0), (_H, 0.5), (-_H, 0.5), (0.0, 0.5)),  # triangle: its vertices, its base's midpoint
+)
+NUM_KEYPOINTS = len(KEYPOINTS[0])
 
 
 def _local_coords(px, py, cx, cy, cos, sin, scale):
@@ -119,32 +144,53 @@ def render_clip(
         times: instead of `start`, the clip's times in strided frames (sparse clips; `frames` is then ignored).
 
     Returns:
-        `{"pixels": uint8 [T, H, W, 3], "label": long, "segmentation": long [T, H, W], "flow": float [2, T-1, H, W]}`
-        and the trajectory parameters of `trajectory_fields`.
+        `{"pixels": uint8 [T, H, W, 3], "label": long, "segmentation": long [T, H, W], "flow": float [2, T-1, H, W],
+        "flow_back": float [2, T-1, H, W], "flow_valid": bool [T-1, H, W], "flow_back_valid": bool [T-1, H, W],
+        "keypoints": float [T, K, 2]}` (see the module docstring) and the trajectory parameters of
+        `trajectory_fields`.
     """
     traj = _Trajectory(np.random.default_rng([seed, index]), resolution)
-    coords = torch.arange(resolution, dtype=torch.float32) + 0.5
+    coords = torch.arange(resolution, dtype=torch.float32) + 0.5  # pixel centres; the frame spans [0, resolution]
     py, px = torch.meshgrid(coords, coords, indexing="ij")  # (H, W)
     times = [start / frame_stride + k for k in range(frames)] if times is None else list(times)
-    times.append(times[-1] + 1)  # one more pose: the flow of the last frame
     poses = torch.tensor([traj.pose(t * frame_stride) for t in times], dtype=torch.float32)
-    cx, cy, theta, scale = (poses[:, i, None, None] for i in range(4))  # each (T+1, 1, 1)
+    cx, cy, theta, scale = (poses[:, i, None, None] for i in range(4))  # each (T, 1, 1)
     cos, sin = torch.cos(theta), torch.sin(theta)
-    qx, qy = _local_coords(px, py, cx[:-1], cy[:-1], cos[:-1], sin[:-1], scale[:-1])  # (T, H, W)
-    coverage = (0.5 - _signed_distance(traj.shape, qx, qy) * scale[:-1]).clamp(0, 1)  # 1-pixel anti-aliasing
+    qx, qy = _local_coords(px, py, cx, cy, cos, sin, scale)  # (T, H, W)
+    coverage = (0.5 - _signed_distance(traj.shape, qx, qy) * scale).clamp(0, 1)  # 1-pixel anti-aliasing
     stripes = 0.6 + 0.4 * torch.cos(3 * math.pi * qx)  # texture fixed to the shape's own frame
     shade = traj.colour[:, None, None, None] * stripes  # (3, T, H, W)
     image = traj.background * (1 - coverage) + shade * coverage
-    inside = coverage > 0.5
-    # where each surface point under a pixel of frame k is in frame k+1
-    x_next = cx[1:] + scale[1:] * (cos[1:] * qx - sin[1:] * qy)
-    y_next = cy[1:] + scale[1:] * (sin[1:] * qx + cos[1:] * qy)
-    flow = torch.stack([(x_next - px) * inside, (y_next - py) * inside])[:, :-1]  # (2, T-1, H, W)
+    inside = coverage > 0.5  # (T, H, W)
+
+    def place(k: slice, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Shape-frame points -> pixel positions at poses `k`: p = c + scale R(theta) q."""
+        return (cx[k] + scale[k] * (cos[k] * x - sin[k] * y), cy[k] + scale[k] * (sin[k] * x + cos[k] * y))
+
+    def in_frame(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (x >= 0) & (x <= resolution) & (y >= 0) & (y <= resolution)
+
+    # forward: where each surface point under a pixel of frame k is in frame k+1
+    x_next, y_next = place(slice(1, None), qx[:-1], qy[:-1])  # (T-1, H, W)
+    flow = torch.stack([(x_next - px) * inside[:-1], (y_next - py) * inside[:-1]])  # (2, T-1, H, W)
+    # backward: where each surface point under a pixel of frame k+1 was in frame k (the inverse rigid motion)
+    x_prev, y_prev = place(slice(0, -1), qx[1:], qy[1:])  # (T-1, H, W)
+    flow_back = torch.stack([(x_prev - px) * inside[1:], (y_prev - py) * inside[1:]])
+    # the one shape occludes only the static background: it covers background pixels ahead and uncovers them behind
+    flow_valid = torch.where(inside[:-1], in_frame(x_next, y_next), ~inside[1:])
+    flow_back_valid = torch.where(inside[1:], in_frame(x_prev, y_prev), ~inside[:-1])
+    local = torch.tensor(KEYPOINTS[traj.shape], dtype=torch.float32)  # (K, 2)
+    kx, ky = place(slice(None), local[:, 0], local[:, 1])  # (T, 1, K)
+    keypoints = torch.stack([kx[:, 0], ky[:, 0]], dim=-1) - 0.5  # (T, K, 2), pixel-index convention
     return {
         "pixels": (image * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 3, 0),
         "label": torch.tensor(traj.label),
         "segmentation": inside.long() * (1 + traj.shape),
         "flow": flow,
+        "flow_back": flow_back,
+        "flow_valid": flow_valid,
+        "flow_back_valid": flow_back_valid,
+        "keypoints": keypoints,
         **trajectory_fields(traj, start, frame_stride),
     }
 
@@ -176,6 +222,8 @@ class Shapes(VideoDataset):
     sampler's draw seed, evaluation uses start 0.
     """
 
+    conditions = ("none", "segmentation", "edges", "keypoints")
+
     def __init__(self, config: DataConfig):
         super().__init__(config)
         self.class_names = [f"{s}_{m}" for s in SHAPES for m in MOTIONS]
@@ -184,7 +232,23 @@ class Shapes(VideoDataset):
     def __len__(self) -> int:
         return self.length
 
+    @property
+    def condition_channels(self) -> int:
+        own = {"segmentation": 1 + len(SHAPES), "keypoints": NUM_KEYPOINTS}
+        return own[self.config.condition] if self.config.condition in own else super().condition_channels
+
+    def condition_of(self, item: dict[str, torch.Tensor]) -> torch.Tensor:
+        c = self.config
+        if c.condition == "segmentation":
+            return one_hot(item["segmentation"], 1 + len(SHAPES))
+        if c.condition == "keypoints":
+            return keypoint_heatmaps(item["keypoints"], c.resolution, c.resolution, c.keypoint_sigma)
+        return super().condition_of(item)
+
     def raw_item(self, key: ItemKey) -> dict[str, torch.Tensor]:
+        return self.with_condition(self._render(key))
+
+    def _render(self, key: ItemKey) -> dict[str, torch.Tensor]:
         index, draw = self.split_key(key)
         if not 0 <= index < self.length:
             raise IndexError(f"shapes index {index} out of range [0, {self.length})")

@@ -45,6 +45,32 @@ def flip_clip(frames: torch.Tensor) -> torch.Tensor:
     return frames.flip(2).contiguous()
 
 
+# item keys whose last axis is the image width (maps `[..., H, W]`)
+WIDTH_LAST_KEYS = ("segmentation", "flow_valid", "flow_back_valid", "condition")
+FLOW_KEYS = ("flow", "flow_back")  # `[2, T-1, H, W]`, channel 0 = x displacement
+
+
+def flip_item(item: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A raw item mirrored left-right: `pixels` (`flip_clip`) and every spatial key alike, so the maps stay the
+    clip's: label maps, masks and `condition` `[..., H, W]` mirror, flows mirror and negate x, `keypoints` `[T, K, 2]`
+    take x -> W - 1 - x (pixel-index convention). Other keys are kept as they are."""
+    out = dict(item)
+    width = item["pixels"].shape[2]
+    out["pixels"] = flip_clip(item["pixels"])
+    for key in WIDTH_LAST_KEYS:
+        if key in item:
+            out[key] = item[key].flip(-1).contiguous()
+    for key in FLOW_KEYS:
+        if key in item:
+            flow = item[key].flip(-1)
+            out[key] = torch.stack([-flow[0], flow[1]])
+    if "keypoints" in item:
+        keypoints = item["keypoints"].clone()
+        keypoints[..., 0] = width - 1 - keypoints[..., 0]
+        out["keypoints"] = keypoints
+    return out
+
+
 def crop_left(width: int, side: int, shift: float) -> int:
     """Left edge of a `side`-wide crop of a `width`-wide frame, `shift` in [-1, 1] of the half slack off centre.
 
