@@ -7,7 +7,7 @@ import pytest
 import torch
 from einops import rearrange
 
-from tests.models.vid2vid_synthetic import fit_steps, loader, moving_squares, spec_for
+from tests.models.vid2vid_synthetic import fit_steps, loader, moving_squares, one_thread, spec_for
 from zoo.errors import ZooError
 from zoo.models.base import VideoSpec, load_model
 from zoo.models.layers.pix2pixhd import MultiscaleDiscriminator, feature_matching_loss
@@ -17,6 +17,11 @@ from zoo.models.vid2vid.discriminators import compose_flows, gather_groups, temp
 from zoo.models.vid2vid.generator import Generated, composite, pyramid
 from zoo.models.vid2vid.module import Chunk
 from zoo.warp import warp
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    yield from one_thread()
+
 
 TINY = dict(ngf=8, n_downsample_g=2, n_blocks=2, n_blocks_local=1, ndf=8, n_layers_d=2, n_frames_total=3,
             max_frames_per_update=3)

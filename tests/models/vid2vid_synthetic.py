@@ -58,3 +58,12 @@ def fit_steps(model: pl.LightningModule, data: DataLoader, steps: int) -> None:
     trainer = pl.Trainer(max_epochs=1000, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, callbacks=[Count()])
     trainer.fit(model, data)
+
+
+def one_thread():
+    """Module fixture body: vid2vid's tiny networks are many small ops, which one intra-op thread runs several times
+    faster than two on a shared CPU (thread hand-offs dominate); the previous setting is restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
