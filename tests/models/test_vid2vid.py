@@ -18,6 +18,7 @@ from zoo.models.vid2vid.generator import Generated, composite, pyramid
 from zoo.models.vid2vid.module import Chunk
 from zoo.warp import warp
 
+
 @pytest.fixture(autouse=True, scope="module")
 def single_thread():
     yield from one_thread()
