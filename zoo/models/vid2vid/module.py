@@ -375,6 +375,12 @@ class Vid2Vid(ConditionalVideoModel, GANModel):
                 frames.append(self.generator.generate(padded[:, :, 1:], start.past).frames[0])
             return torch.cat(frames, dim=2).clamp(-1, 1)
 
+    def grid_videos(self, real: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
+        """The translations of the real clips' conditions, continuing from their first n_frames_g - 1 real frames
+        as vid2vid trains (official default); with `no_first_img` from no past at all."""
+        first = None if self.config.no_first_img else real["video"][:, :, :self.config.n_frames_g - 1]
+        return self.translate(real["condition"], generator=generator, first_frames=first)
+
     # -- growing (official --load_pretrain) --------------------------------------------------------------------------
 
     def load_pretrained(self, path: str) -> None:
