@@ -310,6 +310,13 @@ def test_vgg_loss_from_a_local_state_dict(tmp_path):
     loss = VGGLoss(tmp_path / "vgg19.pth")
     x = torch.rand(1, 3, 32, 32)
     assert loss(x, x).item() == 0 and loss(x, torch.rand(1, 3, 32, 32)).item() > 0
+    model = tiny(vgg_weights=str(tmp_path / "vgg19.pth"))
+    chunk = make_chunk(model, batch_of(moving_squares(2, 6, 16)))
+    _, logs = model.generator_loss(chunk)
+    f = [rearrange(x, "b c t h w -> (b t) c h w") for x in (chunk.generated.frames[0], chunk.generated.hallucinated,
+                                                              chunk.real)]
+    torch.testing.assert_close(logs["g_vgg"], 10 * (loss(f[0], f[2]) + loss(f[1], f[2])))
+    assert not any("vgg" in k or "features" in k for k in model.state_dict()), "VGG weights stay out of checkpoints"
     torch.save({"features.0.weight": torch.zeros(2)}, tmp_path / "bad.pth")
     with pytest.raises(ZooError, match="VGG19"):
         VGGLoss(tmp_path / "bad.pth")

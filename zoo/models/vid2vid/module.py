@@ -281,7 +281,7 @@ class Vid2Vid(ConditionalVideoModel, GANModel):
             feat = feat + feature_matching_loss(pred_fake, pred_real, c.n_layers_d, c.lambda_feat)
             if self._vgg:
                 vgg = vgg + self._vgg_loss(fake, real) * c.lambda_feat
-        logs = {"g_gan": gan, "g_feat": feat, "g_vgg": vgg}
+        logs = {"g_gan": gan, "g_feat": feat, **({"g_vgg": vgg} if self._vgg else {})}  # VGG off: not logged
         zero = real.new_zeros(())
         flow_l1 = flow_warp = mask_loss = warp_loss = zero
         if chunk.flow_ref is not None:
