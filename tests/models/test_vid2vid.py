@@ -327,3 +327,21 @@ def test_vgg_loss_from_a_local_state_dict(tmp_path):
 def test_generated_dataclass_is_what_generate_returns():
     out = tiny().generator.generate(torch.rand(1, 3, 3, 16, 16), pyramid(torch.zeros(1, 3, 2, 16, 16), 1))
     assert isinstance(out, Generated) and out.frames[0].shape == (1, 3, 1, 16, 16)
+
+
+def test_growing_starts_from_a_coarser_checkpoint(tmp_path):
+    """`pretrained` (official --load_pretrain): a 1-scale, 2-D-scale checkpoint starts a 2-scale, 3-D-scale model:
+    generator scale 0 and every same-shape discriminator weight carried over, D scales shifted to the coarse end."""
+    small = tiny(size=32, ndf=64)  # widths min(64, ndf 2^k) all 64: every D scale matches in shape, as at ndf 64
+    checkpoint = {"state_dict": small.state_dict()}
+    small.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, tmp_path / "small.ckpt")
+    big = tiny(size=32, ndf=64, n_scales_spatial=2, num_d=3, pretrained=str(tmp_path / "small.ckpt"))
+    for k, v in small.generator.scales[0].state_dict().items():
+        assert torch.equal(big.generator.scales[0].state_dict()[k], v), k
+    old, new = small.image_discriminator.scales, big.image_discriminator.scales
+    for k in range(2):  # old scale k (finest first) -> new k + 1, as the official names scale{num_D - 1 - k} match
+        assert torch.equal(new[k + 1].blocks[1][0].weight, old[k].blocks[1][0].weight)
+    assert not torch.equal(new[0].blocks[1][0].weight, old[0].blocks[1][0].weight)
+    with pytest.raises(ZooError, match="does not exist"):
+        tiny(pretrained=str(tmp_path / "missing.ckpt"))
