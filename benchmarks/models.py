@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from zoo.config import resolve_config  # noqa: E402
+from zoo.models.base import ConditionalVideoModel  # noqa: E402
 from zoo.registry import MODELS, load_all  # noqa: E402
 from zoo.training import fit  # noqa: E402
 
@@ -64,9 +65,19 @@ def model_rows(key: str, steps: int, device: str) -> list[tuple]:
     name = f"{key}/tiny b{config.train.batch_size} {config.data.frames}x{config.data.resolution}^2"
     step_ms = 1000 * sum(timer.times) / len(timer.times)
     n = config.train.batch_size
-    model.sample(n, generator=torch.Generator(device).manual_seed(0))  # warm-up
+    generate = model.sample
+    if isinstance(model, ConditionalVideoModel):  # refuses sample(): time translating n condition videos instead
+        spec = model.spec
+        condition = torch.zeros(n, spec.condition_channels, spec.frames, spec.resolution, spec.resolution,
+                                device=device)
+        condition[:, 0] = 1
+
+        def generate(n, generator):
+            return model.translate(condition, generator=generator)
+
+    generate(n, generator=torch.Generator(device).manual_seed(0))  # warm-up
     start = time.perf_counter()
-    model.sample(n, generator=torch.Generator(device).manual_seed(1))
+    generate(n, generator=torch.Generator(device).manual_seed(1))
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     samples_per_s = n / (time.perf_counter() - start)

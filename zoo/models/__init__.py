@@ -6,6 +6,7 @@ from zoo.models import (
     pixel,  # noqa: F401
     stylegan_v,  # noqa: F401
     tgan2,  # noqa: F401
+    vid2vid,  # noqa: F401
     video_diffusion,  # noqa: F401
     videogpt,  # noqa: F401
 )

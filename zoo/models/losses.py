@@ -57,3 +57,22 @@ def zero_centred_gradient_penalty_sum(
     total = sum(logit.sum() for logit in logits)
     grads = torch.autograd.grad(total, inputs, create_graph=True)
     return sum(grad.square().sum() for grad in grads)
+
+
+def lsgan_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Least-squares discriminator loss (Mao et al. 2017): mean (D(real) - 1)^2 + mean D(fake)^2 (pix2pixHD and
+    vid2vid's `GANLoss(use_lsgan=True)`: MSE to targets 1 and 0; those codebases halve the sum themselves)."""
+    return (real_logits - 1).square().mean() + fake_logits.square().mean()
+
+
+def lsgan_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Least-squares generator loss: mean (D(fake) - 1)^2."""
+    return (fake_logits - 1).square().mean()
+
+
+def masked_l1(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean |mask * prediction - mask * target| over every element (vid2vid's `MaskedL1Loss`: the mean runs over all
+    pixels, masked or not, so the loss shrinks with the masked-out share). `mask` `[N, 1, H, W]` broadcasts over the
+    channels of `prediction` / `target` `[N, C, H, W]`."""
+    mask = mask.to(prediction.dtype).expand_as(prediction)
+    return (prediction * mask - target * mask).abs().mean()
