@@ -127,12 +127,12 @@ def validate(request: EvalRequest) -> dict:
         raise ZooError(f"--devices {request.devices} but only {torch.cuda.device_count()} CUDA device(s) are visible")
     if request.ckpt and request.fake_dir:
         raise ZooError("give either --ckpt or --fake-dir, not both")
-    if request.ckpt and not request.stats_only:
+    if request.ckpt:
         run = checkpoint_meta(read_checkpoint(request.ckpt), source=request.ckpt)
         if is_conditional(run):
             return validate_conditional(request, run)
         refuse_conditional_keys(request, run)
-    elif not request.stats_only:
+    else:
         refuse_conditional_keys(request, {})
     presets = resolve_presets(request)
     for preset in presets:
