@@ -101,13 +101,16 @@ def test_unknown_formats_are_one_line():
 
 @pytest.mark.parametrize("metric, text", [("fvd", "lower is better"), ("is", "higher is better"),
                                           ("acd", "closer to the real clips' value (acd_real) is better"),
-                                          ("psnr", "no ranking rule")])
+                                          ("psnr", "higher is better"), ("ssim", "higher is better"),
+                                          ("warp_error", "lower is better"), ("lpips", "lower is better"),
+                                          ("mask_iou", "higher is better"), ("psnr_x", "no ranking rule")])
 def test_better_text(metric, text):
     assert better_text(metric) == text
 
 
 def test_rank_keys_and_finite_numbers():
-    assert rank_key("psnr", "1.0", {}) is None, "no rule: not ranked"
+    assert rank_key("psnr_x", "1.0", {}) is None, "no rule: not ranked"
+    assert rank_key("psnr", "30.0", {}) == -30.0 and rank_key("warp_error", "0.5", {}) == 0.5
     assert rank_key("fvd", "nan", {}) is None and rank_key("fvd", "2.5", {}) == 2.5
     assert rank_key("is", "2.5", {}) == -2.5
     assert rank_key("acd", "3.0", {"acd_real": 1.0}) == 2.0 and rank_key("acd", "3.0", {}) is None
