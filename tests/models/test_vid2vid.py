@@ -299,6 +299,8 @@ def test_refuses_wrong_condition_kind_and_shape():
         model.translate(torch.zeros(1, 4, 6, 16, 16))
     with pytest.raises(ZooError, match="does not sample from noise"):
         model.sample(2)
+    with pytest.raises(ZooError, match="condition"):
+        fit_steps(tiny(), loader(moving_squares(2, 6, 16), drop=("condition",)), 1)
 
 
 def test_vgg_loss_from_a_local_state_dict(tmp_path):

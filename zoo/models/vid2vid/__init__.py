@@ -26,7 +26,9 @@ Transplant (docs/models/vid2vid.md; script outside the repository): the official
 these, same weights, float64, same inputs (4 generated frames of 2 clips, 32x32): max |difference| of G's x_t, h, w,
 m 8.4e-12, 1.8e-12, 4.5e-11, 4.7e-13 (1 scale, batch norm, warping real first frames; the grid of the warp is
 computed differently, by linspace there) and exactly 0 (2 scales with the foreground network, instance norm,
-`no_first_img`); every discriminator feature map 0; every G, D_I and D_V loss term <= 6e-13.
+`no_first_img`); every discriminator feature map 0; every G, D_I and D_V loss term <= 6e-13. One whole training
+step (6 frames in 2 chunks, official train.py loop vs `training_step` under Lightning, float64): parameters after it
+within 3.3e-11 (G weights), 7e-13 (D_I), 2.6e-10 (D_V); 5.5e-8 in conv biases before BatchNorm (zero true gradient).
 
 Deviations from the official code:
 * Reference flow: the batch's true `flow_back` (shapes) with `flow_back_valid` as confidence instead of FlowNet2 on

@@ -199,6 +199,9 @@ class Vid2Vid(ConditionalVideoModel, GANModel):
         forward, then a G update, a D_I update and a D_V update per temporal scale that had groups, from those
         same frames (D's losses on detached fakes)."""
         c = self.config
+        if "condition" not in batch:
+            raise ZooError(f"vid2vid trains on batches with a `condition` (data.condition={self.spec.condition}); this "
+                           "batch has none")
         video, condition = batch["video"], self.check_condition(batch["condition"])
         flows, valid = batch.get("flow_back"), batch.get("flow_back_valid")
         if flows is None:
