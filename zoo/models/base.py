@@ -84,6 +84,35 @@ class VideoGenerativeModel(pl.LightningModule, abc.ABC):
             float `[n, C, T, H, W]` in [-1, 1] on the model's device.
         """
 
+    def predict(
+        self,
+        context: torch.Tensor,
+        horizon: int,
+        n: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Continue clips: `n` sampled futures of `horizon` frames after each context (video prediction).
+
+        Args:
+            context: float `[B, C, T_c, H, W]` in [-1, 1], the observed frames.
+            horizon: frames to predict after them (>= 1).
+            n: samples per context (the protocol's best-of-n).
+            generator: source of all randomness, for reproducible futures.
+
+        Returns:
+            float `[B, n, C, T_c + horizon, H, W]` in [-1, 1]: the context frames first (as given, or as the model
+            reconstructs them), then its continuation.
+
+        Models that cannot continue a clip keep this default: a one-line refusal. `can_predict` says which can.
+        """
+        raise ZooError(f"{self.registry_key} cannot continue a clip (it has no video-prediction path); models that "
+                       "can: see `zoo list models` and docs/evaluation-prediction.md")
+
+    @property
+    def can_predict(self) -> bool:
+        """Whether this model overrides `predict` (the prediction task takes it)."""
+        return type(self).predict is not VideoGenerativeModel.predict
+
     def grid_videos(self, real: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
         """What the training sample grid shows next to the real clips `real["video"]` `[n, C, T, H, W]`.
 
