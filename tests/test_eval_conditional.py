@@ -29,10 +29,11 @@ N = 6  # held-out clips: three batches of 2, so two ranks hold different numbers
 
 @pytest.fixture(scope="module")
 def vid2vid_ckpt(tmp_path_factory):
-    """A 2-step vid2vid on 8-frame shapes clips (the shapes detector needs at least 8 frames)."""
+    """A 2-step vid2vid of tiny.yaml: 8-frame shapes clips (the shapes detector needs at least 8 frames)."""
     run_dir = tmp_path_factory.mktemp("vid2vid")
     config = resolve_config("vid2vid", "shapes", MODELS.get("vid2vid").config_class, [TINY],
-                            [f"train.run_dir={run_dir}", "data.frames=8"])
+                            [f"train.run_dir={run_dir}"])
+    assert config.data.frames == 8
     fit(config)
     return run_dir / "checkpoints" / "last.ckpt"
 
@@ -155,8 +156,12 @@ def test_condition_from_videos_translates_their_edges(tmp_path, capsys):
     """An edges model takes the user's own videos: their Canny maps, with the thresholds it trained with."""
     run_dir = tmp_path / "edges"
     fit(resolve_config("vid2vid", "shapes", MODELS.get("vid2vid").config_class, [TINY],
-                       [f"train.run_dir={run_dir}", "data.condition=edges", "train.max_steps=1"]))
+                       [f"train.run_dir={run_dir}", "data.condition=edges", "train.max_steps=1", "data.frames=6"]))
     ckpt = run_dir / "checkpoints" / "last.ckpt"
+    assert main(["eval", "--ckpt", str(ckpt), "--metric", "fvd_shapes", "--no-leaderboard"]) == 2
+    assert printed_lines(capsys.readouterr().err)[-1] == (
+        "zoo eval: error: --metric fvd_shapes: shapes_net needs clips of at least 8 frames, and this vid2vid "
+        "translates 6-frame clips; score it with psnr / ssim / warp_error / mask_iou, or train it on longer clips")
     videos = tmp_path / "mine"
     assert main(["data", "synth", "--out", str(videos), "--num", "3", "--frames", "8", "--resolution", "24"]) == 0
     capsys.readouterr()

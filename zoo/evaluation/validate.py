@@ -91,10 +91,16 @@ def validate_conditional(request: EvalRequest, run: dict) -> dict:
         if given:
             raise ZooError(f"{flag} does not apply to a conditional model: it is scored on pairs of its translations "
                            "and their targets (--num-samples held-out clips)")
+    from zoo.metrics.detectors.shapes_net import MIN_FRAMES
+
     presets = conditional_presets(request, run)
     for preset in presets:
         if problem := too_few_samples(preset):
             raise ZooError(problem.replace("--num-real", "--num-samples"))
+        if preset.detector.startswith("shapes_net") and preset.frames < MIN_FRAMES:
+            raise ZooError(f"--metric {preset.name.removesuffix('_heldout')}: shapes_net needs clips of at least "
+                           f"{MIN_FRAMES} frames, and this {run.get('model_name')} translates {preset.frames}-frame "
+                           "clips; score it with psnr / ssim / warp_error / mask_iou, or train it on longer clips")
     config = heldout_config(request, run)
     dataset = heldout_dataset(config, presets[0].num_fake)
     check_needs(presets, dataset.raw_item(0), config)
