@@ -121,3 +121,26 @@ def test_a_state_file_that_is_not_a_bench_state_is_one_line(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(["bench", "--models", "pixelcnn", "--out", str(tmp_path / "file")]) == 2
     assert "is a file; the bench needs a folder" in capsys.readouterr().err
+
+
+def test_conditional_models_get_their_own_table_ranked_by_their_own_rules(tmp_path):
+    """Translations of held-out conditions are not samples: their rows leave the main table for one of their own,
+    where each column ranks by its rule (PSNR higher, warping error lower)."""
+    def translated(psnr: float, warp: float) -> dict:
+        return {"fvd_shapes_heldout": {"fvd": 30.0}, "kvd_shapes_heldout": {"kvd": 1.0},
+                "prdc_shapes_heldout": {"prdc": 0.5}, "psnr": {"psnr": psnr}, "ssim": {"ssim": 0.5},
+                "warp_error": {"warp_error": warp}, "mask_iou": {"mask_iou": 0.8}}
+
+    state = {"num_samples": 16, "floor": {}, "models": {
+        "mocogan": _entry(final=_final(fvd=40.0, acd=1.7)),
+        "sharp": _entry(final=translated(psnr=25.0, warp=0.004), conditional=True),
+        "steady": _entry(final=translated(psnr=20.0, warp=0.001), conditional=True)}}
+    page = _report(tmp_path / "bench", state, ["mocogan", "sharp", "steady"])
+    main_table = page.split("<table id=\"metrics\">")[1].split("</table>")[0]
+    conditional = page.split("<table id='conditional'>")[1].split("</table>")[0]
+    assert "mocogan" in main_table and "sharp" not in main_table and "steady" not in main_table
+    rows = {row.split("</td>")[0].split("<td>")[1]: row for row in conditional.split("<tr>")[2:]}
+    assert "<b>25.000</b> <small>#1</small>" in rows["sharp"] and "20.000 <small>#2</small>" in rows["steady"]
+    assert "<b>0.001</b> <small>#1</small>" in rows["steady"] and "0.004 <small>#2</small>" in rows["sharp"]
+    assert _report(tmp_path / "plain", {"num_samples": 16, "floor": {}, "models": {
+        "mocogan": _entry(final=_final(fvd=40.0, acd=1.7))}}, ["mocogan"]).count("id='conditional'") == 0

@@ -172,10 +172,15 @@ def metric_of(name: str) -> str:
 
 
 def is_conditional_key(key: str) -> bool:
+    """Whether the registered model `key` translates conditions (recorded in state.json, which the report reads)."""
     from zoo.models.base import ConditionalVideoModel
     from zoo.registry import MODELS
 
     return issubclass(MODELS.get(key), ConditionalVideoModel)
+
+
+def _conditional(state: BenchState, key: str) -> bool:
+    return state.model(key).get("conditional") is True
 
 
 def headline_of(values: dict) -> tuple[str, float]:
@@ -345,7 +350,7 @@ def _train_model(request: BenchRequest, key: str, state: BenchState, out: Path) 
         raise ZooError(f"{key}: {out / 'runs' / key} has trained {entry['steps']} steps, more than --max-steps "
                        f"{total}; pass --max-steps {entry['steps']} or more, or another --out")
     entry.update(train_key=tkey, config=settings, total_steps=total, frames=eval_frames(config),
-                 resolution=config.data.resolution)
+                 resolution=config.data.resolution, conditional=is_conditional_key(key))
     pkey = protocol_key(request, entry["frames"])
     _reuse_scores(request, key, entry, out, pkey)
     entry["eval_key"] = pkey
@@ -365,7 +370,8 @@ def _train_model(request: BenchRequest, key: str, state: BenchState, out: Path) 
             entry["wall_s"] += time.time() - start
         entry["steps"] = target
         final = target >= total
-        _say(f"{key}: evaluating step {target} ({'final, with intervals' if final else 'curve point'})")
+        kind = "final" + ("" if entry.get("conditional") else ", with intervals") if final else "curve point"
+        _say(f"{key}: evaluating step {target} ({kind})")
         start = time.time()
         values, samples = _evaluate(request, ckpt, entry["frames"], final, out / "leaderboard.csv" if final
                                     else None)
@@ -594,7 +600,7 @@ def _format_text(frames: str, resolution: str) -> str:
 
 def _conditional_table(state: BenchState, keys: list[str]) -> str:
     """The conditional models' own table (translations of held-out conditions vs their targets), or ''."""
-    members = [key for key in keys if is_conditional_key(key)]
+    members = [key for key in keys if _conditional(state, key)]
     if not members:
         return ""
     finals = {key: state.model(key).get("final") for key in members}
@@ -616,7 +622,7 @@ def _conditional_table(state: BenchState, keys: list[str]) -> str:
 def _table_rows(state: BenchState, groups: dict) -> list[str]:
     rows = []
     for (frames, resolution), members in groups.items():
-        members = [key for key in members if not is_conditional_key(key)]  # they have their own table
+        members = [key for key in members if not _conditional(state, key)]  # they have their own table
         finals = {key: state.model(key).get("final") for key in members}
         places = {name: _places(finals, name) for name in SHAPES_PRESETS}
         for key in members:
