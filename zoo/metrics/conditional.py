@@ -22,7 +22,7 @@ from torch import nn
 from torchmetrics import Metric
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from zoo.metrics.feature_metric import as_pixels
+from zoo.metrics.feature_metric import ToolNotState, as_pixels
 from zoo.registry import register_metric
 from zoo.warp import warp
 
@@ -201,7 +201,7 @@ def condition_labels(segmentation: torch.Tensor) -> torch.Tensor:
                 "4 classes, dataset-level",
     paper="re-segmentation faithfulness as in vid2vid (Wang et al., NeurIPS 2018, Sec. 5); segmenter in-repo",
 )
-class MaskIoU(Metric):
+class MaskIoU(ToolNotState, Metric):
     """Faithfulness to the condition: segment every output frame with `shapes_seg` and compare with the condition's
     segmentation. Intersections and unions per class (background, circle, square, triangle) are summed over every
     pixel of every frame of every clip (and rank); the value is the mean of intersection / union over the classes
@@ -215,6 +215,7 @@ class MaskIoU(Metric):
     is_differentiable = False
     higher_is_better = True
     name = "mask_iou"
+    tool_attribute = "network"
 
     def __init__(self, network: nn.Module | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -260,11 +261,3 @@ class MaskIoU(Metric):
         names = ("background", "circle", "square", "triangle")
         out.update({f"mask_iou_{n}": float(v) for n, v in zip(names, self.per_class_iou())})
         return out
-
-    # the segmenter is a tool, not state: keep it out of state dicts and checkpoints
-    def state_dict(self, *args, **kwargs):  # type: ignore[override]
-        network, self.network = self.network, None
-        try:
-            return super().state_dict(*args, **kwargs)
-        finally:
-            self.network = network

@@ -27,7 +27,22 @@ def as_pixels(videos: torch.Tensor) -> torch.Tensor:
     return to_uint8(videos)
 
 
-class VideoFeatureMetric(Metric):
+class ToolNotState:
+    """Mixin for metrics that hold a network they only use (a detector, a segmenter, LPIPS): the network is a tool,
+    not state, so it stays out of state dicts and checkpoints. `tool_attribute` names it."""
+
+    tool_attribute = "extractor"
+
+    def state_dict(self, *args, **kwargs):  # type: ignore[override]
+        tool = getattr(self, self.tool_attribute)
+        setattr(self, self.tool_attribute, None)
+        try:
+            return super().state_dict(*args, **kwargs)
+        finally:
+            setattr(self, self.tool_attribute, tool)
+
+
+class VideoFeatureMetric(ToolNotState, Metric):
     """Base: `update(videos, real=...)` or `update(features=..., real=...)`; subclasses implement `value`.
 
     Args:
@@ -86,11 +101,3 @@ class VideoFeatureMetric(Metric):
 
         real, fake = self.feature_arrays()
         return bootstrap_interval(real, fake, self.value, rounds, seed, level)
-
-    # the extractor is a tool, not state: keep it out of state dicts and checkpoints
-    def state_dict(self, *args, **kwargs):  # type: ignore[override]
-        extractor, self.extractor = self.extractor, None
-        try:
-            return super().state_dict(*args, **kwargs)
-        finally:
-            self.extractor = extractor

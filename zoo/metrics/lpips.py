@@ -17,6 +17,7 @@ import torch
 
 from zoo.errors import ZooError
 from zoo.metrics.conditional import ClipMeanMetric, _pair
+from zoo.metrics.feature_metric import ToolNotState
 from zoo.registry import register_metric
 
 # LPIPS backbone -> torchvision's checkpoint (the file torchvision would download; its name carries its SHA-256 prefix)
@@ -88,7 +89,7 @@ def load_lpips(net: str = "alex", weights: str | Path | None = None) -> torch.nn
                 "then clips; needs torchvision and a local backbone file",
     paper="Zhang et al., The Unreasonable Effectiveness of Deep Features as a Perceptual Metric, CVPR 2018",
 )
-class VideoLPIPS(ClipMeanMetric):
+class VideoLPIPS(ToolNotState, ClipMeanMetric):
     """Mean LPIPS: torchmetrics' network per frame (inputs [-1, 1] RGB; grey frames repeated to 3 channels), mean
     over the clip's frames, then over clips. Lower is better.
 
@@ -100,6 +101,7 @@ class VideoLPIPS(ClipMeanMetric):
 
     name = "lpips"
     higher_is_better = False
+    tool_attribute = "network"
 
     def __init__(self, weights: str | Path | None = None, net: str = "alex", batch: int = 64, **kwargs):
         super().__init__(**kwargs)
@@ -118,10 +120,3 @@ class VideoLPIPS(ClipMeanMetric):
         scores = torch.cat([self.network(fake[i : i + self.batch].to(device), real[i : i + self.batch].to(device))
                             .flatten().cpu() for i in range(0, len(fake), self.batch)])
         self._add(scores.reshape(b, -1).mean(1))
-
-    def state_dict(self, *args, **kwargs):  # type: ignore[override]
-        network, self.network = self.network, None
-        try:
-            return super().state_dict(*args, **kwargs)
-        finally:
-            self.network = network

@@ -30,7 +30,7 @@ from einops import rearrange
 from torch import nn
 
 from zoo.errors import ZooError
-from zoo.metrics.detectors.weights import load_weights_file
+from zoo.metrics.detectors.weights import load_network
 
 INPUT_SIZE = 32  # pixels (height = width) fed to the network
 MAX_FRAMES = 16  # frames kept (the first ones)
@@ -126,15 +126,7 @@ class ShapesNet(nn.Module):
 def load_shapes_net(path: str | Path | None = None) -> ShapesNet:
     """The network from a weights file (default: the shipped one), `weights_only=True`, in eval mode."""
     path = Path(path) if path is not None else WEIGHTS_FILE
-    if not path.is_file():
-        raise ZooError(f"shapes_net weights {path} do not exist; retrain them with `zoo weights train shapes_net`")
-    state = load_weights_file(path, "shapes_net weights")
-    net = ShapesNet()
-    try:
-        net.load_state_dict(state, strict=True)
-    except (RuntimeError, TypeError, AttributeError) as e:
-        raise ZooError(f"{path} is not a shapes_net state dict: {str(e).splitlines()[0]}") from None
-    return net.eval()
+    return load_network(ShapesNet(), path, "shapes_net", "zoo weights train shapes_net")
 
 
 class ShapesExtractor(nn.Module):

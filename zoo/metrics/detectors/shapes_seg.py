@@ -22,7 +22,7 @@ from einops import rearrange
 from torch import nn
 
 from zoo.errors import ZooError
-from zoo.metrics.detectors.weights import load_weights_file
+from zoo.metrics.detectors.weights import load_network
 
 INPUT_SIZE = 32  # pixels (height = width) the network sees
 NUM_CLASSES = 4  # background + 3 shapes
@@ -105,15 +105,7 @@ def load_shapes_seg(path: str | Path | None = None) -> ShapesSeg:
     from zoo.metrics.detectors.weights import resolve
 
     path = resolve("shapes_seg", fetch=False).path if path is None else Path(path)
-    if not path.is_file():
-        raise ZooError(f"shapes_seg weights {path} do not exist; retrain them with `python tools/train_shapes_seg.py`")
-    state = load_weights_file(path, "shapes_seg weights")
-    net = ShapesSeg()
-    try:
-        net.load_state_dict(state, strict=True)
-    except (RuntimeError, TypeError, AttributeError) as e:
-        raise ZooError(f"{path} is not a shapes_seg state dict: {str(e).splitlines()[0]}") from None
-    return net.eval()
+    return load_network(ShapesSeg(), path, "shapes_seg", "python tools/train_shapes_seg.py")
 
 
 def confusion(predicted: torch.Tensor, truth: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tensor:

@@ -173,6 +173,20 @@ def _record(entry: WeightsFile, sha: str) -> None:
         tmp.replace(path)
 
 
+def load_network(net, path: Path, name: str, retrain: str):
+    """`net` (an `nn.Module`) in eval mode with the state dict of the weights file `path`, loaded with
+    `weights_only=True`; a missing file or a state dict of another network is a one-line `ZooError` (`retrain`: the
+    command that rebuilds the file)."""
+    if not path.is_file():
+        raise ZooError(f"{name} weights {path} do not exist; retrain them with `{retrain}`")
+    state = load_weights_file(path, f"{name} weights")
+    try:
+        net.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise ZooError(f"{path} is not a {name} state dict: {str(e).splitlines()[0]}") from None
+    return net.eval()
+
+
 def load_weights_file(path: Path, what: str):
     """`torch.load(path, weights_only=True)` on CPU: a file that refers to Python objects (or is otherwise refused)
     or cannot be read is a one-line `ZooError` naming `what` and the reason, never torch's advice to retry with
