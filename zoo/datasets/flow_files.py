@@ -112,19 +112,24 @@ def read_flow_file(path: Path, first: int, count: int) -> dict[str, np.ndarray]:
     return arrays
 
 
+def lands_inside(flow: torch.Tensor) -> torch.Tensor:
+    """bool `[N, H, W]`: p + flow(p) lies within the pixel centres of the frame (`flow` float `[N, 2, H, W]`), where
+    `warp` reads by interpolation rather than from its border padding."""
+    _, _, h, w = flow.shape
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=flow.dtype), torch.arange(w, dtype=flow.dtype), indexing="ij")
+    x, y = xs + flow[:, 0], ys + flow[:, 1]
+    return (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+
+
 def consistent(flow: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     """Forward-backward consistency (Sundaram et al. 2010, Ruder et al. 2016 eq. 6) of `flow` against the opposite
     direction's `other`, both float `[N, 2, H, W]` at the same frames' pixels as `warp` reads them: p is valid when
     p + flow(p) lies in the frame and |flow(p) + o|^2 < 0.01 (|flow(p)|^2 + |o|^2) + 0.5, o = other(p + flow(p))
     (bilinear). Returns bool `[N, H, W]`. Ruder et al.'s second test (motion boundaries) is not applied."""
-    _, _, h, w = flow.shape
     back = warp(other, flow)  # other read at p + flow(p)
     error = (flow + back).square().sum(1)
     bound = 0.01 * (flow.square().sum(1) + back.square().sum(1)) + 0.5
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=flow.dtype), torch.arange(w, dtype=flow.dtype), indexing="ij")
-    x, y = xs + flow[:, 0], ys + flow[:, 1]
-    inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
-    return (error < bound) & inside
+    return (error < bound) & lands_inside(flow)
 
 
 def resize_flow(flow: torch.Tensor, resolution: int, policy: str, crop_shift: float = 0.0) -> torch.Tensor:
@@ -155,7 +160,8 @@ def clip_flows(arrays: dict[str, np.ndarray], resolution: int, policy: str,
     """A clip's item keys from its slice of a flow file (`read_flow_file`): `flow` / `flow_valid` from `forward`,
     `flow_back` / `flow_back_valid` from `backward` when present, as `shapes` gives them: flows float
     `[2, T-1, R, R]`, masks bool `[T-1, R, R]` (file masks, else the consistency check when both directions are
-    there, computed at the source size before the crop, else all True), cropped and resized like the frames."""
+    there, computed at the source size before the crop, else all True), cropped and resized like the frames, and
+    False where the resized flow leaves the clip's frame (its target pixel was cropped away)."""
     flows = {d: torch.from_numpy(arrays[d]).float() for d in DIRECTIONS if d in arrays}
     item = {}
     for direction, (flow_key, valid_key) in DIRECTIONS.items():
@@ -168,10 +174,10 @@ def clip_flows(arrays: dict[str, np.ndarray], resolution: int, policy: str,
             valid = consistent(flow, flows["backward" if direction == "forward" else "forward"])
         else:
             valid = torch.ones(flow.shape[0], *flow.shape[2:], dtype=torch.bool)
-        item[flow_key] = resize_flow(flow, resolution, policy, crop_shift).transpose(0, 1).contiguous()
+        resized = resize_flow(flow, resolution, policy, crop_shift)  # (T-1, 2, R, R)
         if len(valid):
-            valid = resize_labels(valid.to(torch.uint8), resolution, policy, crop_shift).bool()
+            valid = resize_labels(valid.to(torch.uint8), resolution, policy, crop_shift).bool() & lands_inside(resized)
         else:
             valid = torch.ones(0, resolution, resolution, dtype=torch.bool)
-        item[valid_key] = valid
+        item[flow_key], item[valid_key] = resized.transpose(0, 1).contiguous(), valid
     return item
