@@ -14,6 +14,7 @@ from PIL import Image
 
 from zoo.config import DataConfig
 from zoo.datasets import build_dataset
+from zoo.datasets.datamodule import VideoDataModule
 from zoo.datasets.flow_files import consistent, lands_inside
 from zoo.datasets.transforms import flip_item
 from zoo.errors import ZooError
@@ -230,3 +231,21 @@ def test_strided_clips_are_refused_and_folders_without_flow_are_unchanged(tmp_pa
                                        r"items do not carry \(.*flow/<name>.npz beside source/ and target/"):
         check_needs([warp_error], dataset.raw_item(0), DataConfig(name="paired"))
     check_needs([warp_error], build_dataset("paired", **settings(root, tmp_path)).raw_item(0), DataConfig())
+
+
+
+def test_training_batches_carry_the_flows_vid2vid_reads(tmp_path):
+    """vid2vid trains with flow supervision when batches hold `flow_back` / `flow_back_valid` (its module reads
+    them, as on shapes): flipped training clips and all, through the DataModule."""
+    root = tmp_path / "pairs"
+    for k, name in enumerate(("a", "b")):
+        velocity = (1.0 + k, -1.0)
+        add_pair(root, name, translating(T, R, R, velocity), forward=constant_flow(T, R, R, velocity),
+                 backward=constant_flow(T, R, R, (-velocity[0], -velocity[1])))
+    datamodule = VideoDataModule(DataConfig(name="paired", condition="edges", hflip=True, **settings(root, tmp_path)),
+                                 batch_size=2)
+    batch = datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
+    assert batch["flow_back"].shape == batch["flow"].shape == (2, 2, 3, R, R)
+    assert batch["flow_back_valid"].shape == (2, 3, R, R) and batch["flow_back_valid"].dtype == torch.bool
+    assert set(batch["flow_back"][:, 1].unique().tolist()) == {1.0}, "y is never negated"
+    assert torch.equal(batch["flow_back"], -batch["flow"])
