@@ -174,3 +174,25 @@ def test_condition_from_videos_translates_their_edges(tmp_path, capsys):
     out = tmp_path / "edges.gif"
     assert main(["sample", "--ckpt", str(ckpt), "--condition-from", str(videos), "--num", "2", "--out", str(out)]) == 0
     assert f"translations of 2 videos of {videos}" in capsys.readouterr().out and out.is_file()
+
+
+def test_warp_error_on_a_paired_folder_reads_its_flow_files(vid2vid_ckpt, tmp_path):
+    """Held-out pairs of a paired folder with user flow files (PNG label maps as the segmentation source): the row
+    records the files (and that they hold no mask) as its flow."""
+    from tests.datasets.test_paired_flow import add_pair, constant_flow, translating
+
+    root = tmp_path / "pairs"
+    for k, name in enumerate(("c", "d")):
+        velocity = (1.0 + k, 0.5)
+        add_pair(root / "test", name, translating(8, 16, 16, velocity), forward=constant_flow(8, 16, 16, velocity))
+        for t in range(8):  # the source: label ids 0..3 (lossless PNG)
+            labels = np.full((16, 16), (t + k) % 4, np.uint8)
+            Image.fromarray(labels).save(root / "test" / "source" / name / f"{t:05d}.png")
+    request = EvalRequest(metrics=["warp_error"], ckpt=str(vid2vid_ckpt), num_samples=2, batch_size=2, seed=1,
+                          data="paired", data_root=str(root), data_sets=["data.condition_classes=4",
+                                                                         f"data.index_cache={tmp_path / 'index'}"],
+                          leaderboard=None, samples_gif=False)
+    [row] = evaluate(request)
+    assert row.values["flow"] == ("user-supplied flow files (test/flow); no mask or backward flow in the files: every "
+                                  "pixel counts as valid")
+    assert math.isfinite(row.values["warp_error"]) and row.values["warp_error"] > 0

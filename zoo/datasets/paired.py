@@ -16,14 +16,21 @@ Split: with `<root>/train/{source,target}` and `<root>/test/{source,target}`, `d
 with `source/` and `target/` directly in the root, the split is ignored (as `folder`), so held-out pairs then need
 their own root.
 
+Flow: with `<root>/flow/` (or `<root>/<split>/flow/`) beside `source/` and `target/`, every pair takes the
+user-supplied flow of its target from `flow/<name>.npz` (`flow_files.py`), and its items carry `flow` / `flow_valid`
+and, with a backward flow in the files, `flow_back` / `flow_back_valid`, cropped, resized and sliced to the clip's
+frames like the frames. The files' flows join consecutive frames, so `data.frame_stride` > 1 and sparse clips are
+refused with them.
+
 Bad pairs are bad files of `ClipDataset`: a name without its partner, sides that differ in frame count or size, an
-unreadable side, a PNG folder without frames: each a line naming the pair, counted as unreadable, replaced when read
-and refused above `data.max_bad_fraction`.
+unreadable side, a PNG folder without frames, a missing or malformed flow file: each a line naming the pair, counted
+as unreadable, replaced when read and refused above `data.max_bad_fraction`.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from dataclasses import dataclass
 
@@ -34,12 +41,14 @@ from zoo.config import DataConfig
 from zoo.datasets.clips import VIDEO_EXTENSIONS, ClipDataset
 from zoo.datasets.conditions import one_hot
 from zoo.datasets.decode import DecodeError, VideoMeta, read_frames
+from zoo.datasets.flow_files import check_flow_file, clip_flows, read_flow_file
 from zoo.datasets.index import IndexEntry, is_regular_file
 from zoo.datasets.transforms import resize_labels
 from zoo.errors import ZooError
 from zoo.registry import register_dataset
 from zoo.video_io import from_uint8
 
+log = logging.getLogger(__name__)
 SIDES = ("source", "target")
 
 
@@ -78,13 +87,33 @@ class PairedVideos(ClipDataset):
             raise ZooError("data.condition=segmentation of paired needs data.condition_classes (label ids 0..n-1 "
                            "become n one-hot channels)")
         self.sides: dict[str, tuple[Side | None, Side | None]] = {}  # target path -> (source, target)
+        self.flow_dirs: list[str] = []  # the flow/ folders found (relative to the root)
+        self.flow_paths: dict[str, str] = {}  # target path -> its flow file (relative), when flow/ folders exist
+        self.flow_arrays: tuple[str, ...] | None = None  # the arrays every flow file holds (the first good one's)
         super().__init__(config, progress, refuse_bad)
+        if self.flow_arrays is not None and "backward" not in self.flow_arrays and "valid_forward" not in \
+                self.flow_arrays:
+            log.warning("paired: %s", self.flow_source)
 
     @property
     def condition_channels(self) -> int:
         c = self.config
         own = {"source": 3, "segmentation": c.condition_classes}
         return own[c.condition] if c.condition in own else super().condition_channels
+
+    @property
+    def flow_source(self) -> str | None:
+        """What the items' flows are, for records (evaluation rows); None without flow files."""
+        if not self.flow_dirs:
+            return None
+        arrays = self.flow_arrays or ()
+        if "valid_forward" in arrays:
+            masks = "masks from the files"
+        elif "backward" in arrays:
+            masks = "masks by forward-backward consistency"
+        else:
+            masks = "no mask or backward flow in the files: every pixel counts as valid"
+        return f"user-supplied flow files ({', '.join(self.flow_dirs)}); {masks}"
 
     # ------------------------------------------------------------------------------------------------- listing
     def _split_folders(self) -> list[str]:
@@ -127,12 +156,23 @@ class PairedVideos(ClipDataset):
         for folder in self._split_folders():
             prefix = f"{folder}/" if folder else ""
             source, target = self._list_side(f"{prefix}source"), self._list_side(f"{prefix}target")
+            if (self.root / f"{prefix}flow").is_dir():
+                self.flow_dirs.append(f"{prefix}flow")
             for name in sorted(source.keys() | target.keys()):
                 key = target[name].path if name in target else f"{prefix}target/{name}"
                 self.sides[key] = (source.get(name), target.get(name))
+                self.flow_paths[key] = f"{prefix}flow/{name}.npz"
                 listed.append((key, -1))
         if not listed:
             raise self.layout_error(f"no videos or PNG frame folders under {self.root}")
+        if not self.flow_dirs:
+            self.flow_paths = {}
+        elif self.config.frame_stride != 1 or self.config.sparse_max_distance:
+            what = (f"data.frame_stride={self.config.frame_stride}" if self.config.frame_stride != 1 else
+                    f"data.sparse_max_distance={self.config.sparse_max_distance}")
+            raise ZooError(f"paired: the flow files in {self.root / self.flow_dirs[0]} join consecutive frames, but "
+                           f"{what} skips frames (the flow between them is not the files' flow): use frame_stride 1 "
+                           "and contiguous clips, or move flow/ away to train without flow supervision")
         if self.config.condition == "segmentation":
             videos = [s.path for s, _ in self.sides.values() if s is not None and not s.is_png]
             if videos:
@@ -188,7 +228,29 @@ class PairedVideos(ClipDataset):
         if s.frames != t.frames:
             return IndexEntry(key, -1, problem=f"mismatched: {self.root / source.path} has {s.frames} frames, "
                                                f"{self.root / target.path} {t.frames}; pairs must be frame-aligned")
+        if key in self.flow_paths:
+            problem = self._flow_problem(key, t)
+            if problem is not None:
+                return IndexEntry(key, -1, problem=problem)
         return IndexEntry(key, -1, meta=t)
+
+    def _flow_problem(self, key: str, meta: VideoMeta) -> str | None:
+        """Why pair `key`'s flow file cannot serve it (one line), or None; the first good file sets the arrays
+        every other must hold (batches stack the same keys)."""
+        path = self.root / self.flow_paths[key]
+        if not path.is_file():
+            return (f"no flow: {path} is missing for {self.root / key} (with a flow/ folder, every pair needs "
+                    "flow/<name>.npz)")
+        try:
+            arrays = check_flow_file(path, meta.frames, meta.width, meta.height)
+        except DecodeError as e:
+            return f"unreadable: {e}"
+        if self.flow_arrays is None:
+            self.flow_arrays = arrays
+        elif arrays != self.flow_arrays:
+            return (f"mismatched: {path} holds {', '.join(arrays)}, the first flow file {', '.join(self.flow_arrays)}; "
+                    "every flow file holds the same arrays")
+        return None
 
     # ------------------------------------------------------------------------------------------------- reading
     def read_clip(self, index: int, ids: list[int], crop_shift: float = 0.0) -> torch.Tensor:
@@ -204,7 +266,17 @@ class PairedVideos(ClipDataset):
             item["source_pixels"] = self._read_rgb(source, ids, crop_shift)
         elif self.config.condition == "segmentation":
             item["source_labels"] = self._read_labels(source, ids, crop_shift)
+        if self.flow_paths:
+            item.update(self._read_flows(self.records[index].path, ids, crop_shift))
         return item
+
+    def _read_flows(self, key: str, ids: list[int], crop_shift: float) -> dict[str, torch.Tensor]:
+        """`flow_files.clip_flows` of pair `key` at source frames `ids` (consecutive): flows k..k+T-2 for frames
+        k..k+T-1, flows float `[2, T-1, R, R]`, masks bool `[T-1, R, R]`."""
+        if ids != list(range(ids[0], ids[0] + len(ids))):
+            raise ZooError(f"paired: flow files give flows between consecutive frames, not frames {ids}")
+        arrays = read_flow_file(self.root / self.flow_paths[key], ids[0], len(ids) - 1)
+        return clip_flows(arrays, self.config.resolution, self.config.resize, crop_shift)
 
     def condition_of(self, item: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.config.condition == "source":
@@ -228,6 +300,8 @@ class PairedVideos(ClipDataset):
                 self._png_frame(side, last, rgb=False)
             else:
                 read_frames(str(self.root / side.path), [0, last], side.meta, self.config.decoder)
+        if self.flow_paths:
+            read_flow_file(self.root / self.flow_paths[self.records[index].path], 0, last)
 
     def _read_rgb(self, side: Side, ids: list[int], crop_shift: float) -> torch.Tensor:
         """uint8 `[T, R, R, 3]` of one side at source frames `ids`, cropped and resized as every clip."""

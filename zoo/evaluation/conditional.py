@@ -140,8 +140,11 @@ def check_needs(presets: list[Preset], item: dict, config: DataConfig) -> None:
     for preset in presets:
         missing = [key for key in NEEDS.get(preset.metric, ()) if key not in item]
         if missing:
+            where = ("shapes items carry the exact ones; paired items carry a user-supplied flow when the folder "
+                     "holds flow files, flow/<name>.npz beside source/ and target/: docs/datasets.md#paired-folders"
+                     if preset.metric == "warp_error" else "shapes items carry the exact ones")
             raise ZooError(f"--metric {preset.metric} needs the targets' {' and '.join(missing)}, which {config.name} "
-                           "items do not carry (shapes items carry the exact ones; other data: not supported yet)")
+                           f"items do not carry ({where})")
 
 
 def build_conditional_metric(preset: Preset, request: EvalRequest, extractors: dict, device: torch.device):
@@ -238,7 +241,7 @@ def score_conditional(request: EvalRequest, model, run: dict, rank: int, world: 
         values = explain_undefined({k: float(v) if isinstance(v, (int, float)) else v for k, v in values.items()})
         values.update({"condition": config.condition, "heldout_split": config.split, "heldout_seed": config.seed})
         if preset.metric == "warp_error":
-            values["flow"] = f"true flow of the {config.name} targets"
+            values["flow"] = getattr(dataset, "flow_source", None) or f"true flow of the {config.name} targets"
         info = detector_record(preset, extractors)
         results.append(EvalResult(preset.metric, preset, values, None, num, num, fingerprint, info, "none"))
     if first is not None:
