@@ -8,7 +8,8 @@ not depend on the number of ranks. Each output is quantized to uint8 exactly lik
 scored against its own target:
 
 * `psnr`, `ssim`, `lpips`: fidelity to the target, per frame;
-* `warp_error`: temporal consistency, with the targets' true flow and non-occlusion mask (datasets that carry them);
+* `warp_error`: temporal consistency, with the targets' flow and non-occlusion mask: the true ones on `shapes`, the
+  user's flow files on a `paired` folder that has them (the row records which);
 * `mask_iou`: faithfulness to the condition, re-segmenting the outputs (shapes);
 * feature metrics (`fvd`, `kvd`, `prdc` and their presets): detector features of the outputs against those of the
   same N real targets (not a cached set of other clips: the pairs are the protocol).
