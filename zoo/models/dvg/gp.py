@@ -27,6 +27,10 @@ class LatentGP(gpytorch.models.ApproximateGP):
         inducing = torch.rand(dims, num_inducing, 1)  # (D, M, 1), official init
         strategy = gpytorch.variational.VariationalStrategy(self, inducing, q_u, learn_inducing_locations=True)
         super().__init__(strategy)
+        with torch.no_grad():  # at construction, not on the first call (which may be a seeded prediction): q(v) = the
+            # prior N(0, I) plus gpytorch's small init noise, as the official first training call did
+            q_u.initialize_variational_distribution(strategy.prior_distribution)
+            strategy.variational_params_initialized.fill_(1)
         self.mean_module = gpytorch.means.ConstantMean(batch_shape=batch)
         self.covar_module = gpytorch.kernels.ScaleKernel(gpytorch.kernels.RBFKernel(batch_shape=batch),
                                                          batch_shape=batch)
