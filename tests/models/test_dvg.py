@@ -115,7 +115,7 @@ def test_trigger_picks_the_path():
         noise = torch.randn(2, 2, 6)
         frames, fired = gp_always.rollout(ctx, 2, noise)
         assert fired.all()
-        mean, var = gp_always.gp.predictive(h)
+        mean, _, var = gp_always.gp.predictive(h)
         torch.testing.assert_close(frames[:, :, 3], model.decoder(mean + var.sqrt() * noise[0], skips), rtol=0,
                                    atol=1e-6)
 

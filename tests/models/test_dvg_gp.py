@@ -70,8 +70,9 @@ def test_predictive_mean_and_variance_match_the_equations():
     mean, var, noise, _ = by_hand(gp, h)
     torch.testing.assert_close(f.mean.T, mean, rtol=0, atol=1e-10)
     torch.testing.assert_close(f.variance.T, var, rtol=0, atol=1e-10)
-    p_mean, p_var = gp.predictive(h)  # + the likelihood's noise
+    p_mean, f_var, p_var = gp.predictive(h)  # + the likelihood's noise
     torch.testing.assert_close(p_mean, mean, rtol=0, atol=1e-10)
+    torch.testing.assert_close(f_var, var, rtol=0, atol=1e-10)
     torch.testing.assert_close(p_var, var + noise, rtol=0, atol=1e-10)
 
 

@@ -1,7 +1,7 @@
 """DVG's GP temporal dynamics encoder: a batch of independent variational GPs, one per latent dimension.
 
 Shrivastava & Shrivastava, ICLR 2021, Sec. 3.2 (the GP models the distribution of the next latent given the current
-one) and Sec. 3.3 (its predictive variance is the trigger). As the official `models/gp_models.py`
+one) and Sec. 3.3 (its variance over the output function space is the trigger). As the official `models/gp_models.py`
 (`GPRegressionLayer1`, checked): `g_dim` GPs; GP d maps the scalar latent h_t[d] to h_{t+1}[d]; constant mean,
 scaled RBF kernel, 40 inducing points initialised uniform in [0, 1) and learned, a Cholesky variational distribution
 in the whitened parametrisation (u = L v, v ~ N(m, S)); a Gaussian likelihood with one noise per dimension; the
@@ -55,12 +55,14 @@ class GPDynamics(nn.Module):
         """q(f(h)): batch `[D]` of MVNs over the `B` inputs; `h` float `(B, D)`."""
         return self.gp(rearrange(h, "b d -> d b 1"))
 
-    def predictive(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and variance `(B, D)` of the predictive p(h_{t+1} | h_t) = likelihood(q(f(h_t))), marginals only."""
+    def predictive(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Marginals `(B, D)` at the current latents `h` `(B, D)`: the mean, the variance of f (the GP's variance
+        over the output function space, which the trigger reads) and the predictive variance of h_{t+1} = that plus
+        the likelihood's noise (what a new future is drawn from, as the official `likelihood(gp(h)).rsample()`)."""
         f = self.latent(h)
         mean = rearrange(f.mean, "d b -> b d")
-        var = rearrange(f.variance, "d b -> b d") + rearrange(self.likelihood.noise, "d 1 -> 1 d")
-        return mean, var
+        f_var = rearrange(f.variance, "d b -> b d")
+        return mean, f_var, f_var + rearrange(self.likelihood.noise, "d 1 -> 1 d")
 
     def neg_elbo(self, f: gpytorch.distributions.MultivariateNormal, target: torch.Tensor) -> torch.Tensor:
         """-ELBO summed over the `D` GPs (official `-mll(...).sum()`); `target` `(B, D)`, num_data = B."""
@@ -69,7 +71,8 @@ class GPDynamics(nn.Module):
 
 
 def trigger(variance: torch.Tensor, threshold: float) -> torch.Tensor:
-    """The paper's trigger switch (Sec. 3.3): bool `(B,)`, True where the GP's predictive variance of the next
-    latent, averaged over the latent dimensions, exceeds `threshold` (an ongoing action is ending: sample a new
-    future from the GP); False keeps the LSTM's deterministic prediction. `variance` `(B, D)`."""
+    """The paper's trigger switch (Sec. 3.3): bool `(B,)`, True where the GP's variance over the output function
+    space (of f at the current latent, without the likelihood's noise), averaged over the latent dimensions, exceeds
+    `threshold` (an ongoing action is ending: draw a new future from the GP); False keeps the LSTM's deterministic
+    prediction. `variance` `(B, D)`."""
     return variance.mean(dim=1) > threshold

@@ -44,7 +44,7 @@ class DVGConfig:
     gp_lr_milestones: tuple[int, ...] = (600, 1200)  # steps where the GP's lr drops (official MultiStepLR [3, 5]
     # stepped at each 300-step epoch's start: drops at epochs 2 and 4)
     gp_lr_gamma: float = 0.1  # the drop factor (official)
-    trigger_threshold: float = 0.05  # mean GP predictive variance above which the trigger fires (not in the code)
+    trigger_threshold: float = 0.05  # mean variance of f above which the trigger fires (not in the code)
 
 
 Frames = list[torch.Tensor]  # T frames (B, C, H, W)
@@ -185,8 +185,9 @@ class DVG(VideoGenerativeModel):
     def rollout(self, context: torch.Tensor, horizon: int, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The official test-time loop with the paper's trigger (Sec. 3.3): the context frames go through the LSTM;
         each later step encodes the previous output frame, takes the LSTM's prediction, and where the GP's
-        predictive variance at the current latent exceeds `trigger_threshold` replaces it with a draw from the GP's
-        predictive distribution; the next frame is decoded from it with the skips of the last context input.
+        variance of f at the current latent (mean over dimensions) exceeds `trigger_threshold` replaces it with a
+        draw from the GP's predictive distribution (f's variance + the likelihood's noise); the next frame is
+        decoded from it with the skips of the last context input.
 
         Args:
             context: float `(B, C, T_c, H, W)` in [-1, 1].
@@ -210,8 +211,8 @@ class DVG(VideoGenerativeModel):
             if t < t_c:
                 x_in = ctx[t]
                 continue
-            mean, var = self.gp.predictive(h)
-            fire = trigger(var, c.trigger_threshold)  # (B,)
+            mean, f_var, var = self.gp.predictive(h)
+            fire = trigger(f_var, c.trigger_threshold)  # (B,)
             draw = mean + var.sqrt() * noise[t - t_c]
             x_in = self.decoder(torch.where(fire[:, None], draw, h_pred), skip)
             out.append(x_in)
