@@ -53,7 +53,7 @@ Frames = list[torch.Tensor]  # T frames (B, C, H, W)
 @register_model(
     "dvg",
     description="video prediction: SVG-style auto-encoder, deterministic LSTM, per-dimension variational GPs whose "
-                "predictive variance triggers sampling a new future",
+                "variance triggers drawing a new future",
     paper="Shrivastava & Shrivastava, Diverse Video Generation using a Gaussian Process Trigger, ICLR 2021, "
           "https://openreview.net/forum?id=Qm7R_SdqTpT",
 )
