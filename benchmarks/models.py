@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from zoo.config import resolve_config  # noqa: E402
+from zoo.errors import ZooError  # noqa: E402
 from zoo.models.base import ConditionalVideoModel  # noqa: E402
 from zoo.registry import MODELS, load_all  # noqa: E402
 from zoo.training import fit  # noqa: E402
@@ -75,7 +76,18 @@ def model_rows(key: str, steps: int, device: str) -> list[tuple]:
         def generate(n, generator):
             return model.translate(condition, generator=generator)
 
-    generate(n, generator=torch.Generator(device).manual_seed(0))  # warm-up
+    try:
+        generate(n, generator=torch.Generator(device).manual_seed(0))  # warm-up
+    except ZooError:  # a prediction-only model (dvg) refuses sample(): time n continuations of a context instead
+        if not model.can_predict:
+            raise
+        spec = model.spec
+        context = torch.zeros(n, spec.channels, 2, spec.resolution, spec.resolution, device=device)
+
+        def generate(n, generator):
+            return model.predict(context, spec.frames - 2, generator=generator)
+
+        generate(n, generator=torch.Generator(device).manual_seed(0))
     start = time.perf_counter()
     generate(n, generator=torch.Generator(device).manual_seed(1))
     if device.startswith("cuda"):

@@ -2,6 +2,7 @@
 
 from zoo.models import (
     dvdgan,  # noqa: F401
+    dvg,  # noqa: F401
     mocogan,  # noqa: F401
     pixel,  # noqa: F401
     stylegan_v,  # noqa: F401
