@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from zoo.cli import main
+from zoo.errors import ZooError
 
 CHROMIUM = Path("/usr/bin/chromium")
 needs_chromium = pytest.mark.skipif(
@@ -87,6 +88,9 @@ def test_plan_puts_first_stages_first():
     assert plan(["videogpt", "mocogan"]) == ["videogpt_vqvae", "videogpt", "mocogan"]
     order = plan(["all"])
     assert order.index("videogpt_vqvae") < order.index("videogpt")
+    assert "dvg" not in order and "vid2vid" in order, "prediction-only models are left out; conditional ones benched"
+    with pytest.raises(ZooError, match=r"^dvg only continues observed frames .* `zoo eval --task predict`$"):
+        plan(["dvg"])
 
 
 

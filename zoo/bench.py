@@ -55,9 +55,17 @@ def plan(models: list[str]) -> list[str]:
     from zoo.registry import MODELS, load_all
 
     load_all()
-    keys = list(MODELS.keys()) if not models or models == ["all"] else models
+    everything = not models or models == ["all"]
+    keys = list(MODELS.keys()) if everything else models
     for key in keys:
         MODELS.get(key)  # unknown keys: one clear error listing the valid ones
+    predicting = [key for key in keys if MODELS.get(key).prediction_only]
+    if predicting and not everything:
+        raise ZooError(f"{predicting[0]} only continues observed frames (video prediction): zoo bench scores "
+                       "samples and translations; score it with `zoo eval --task predict`")
+    if predicting:
+        _say(f"left out (video prediction only, scored by `zoo eval --task predict`): {', '.join(predicting)}")
+        keys = [key for key in keys if key not in predicting]
     ordered: list[str] = []
     for key in keys:
         first = FIRST_STAGE.get(key, (None,))[0]

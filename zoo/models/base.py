@@ -52,6 +52,7 @@ class VideoGenerativeModel(pl.LightningModule, abc.ABC):
     registry_key: ClassVar[str]
     config_class: ClassVar[type]
     ddp_find_unused_parameters: ClassVar[bool] = False  # GANs set True: each backward reaches one sub-network
+    prediction_only: ClassVar[bool] = False  # True: continues observed frames only (`predict`), `sample` refuses
 
     def __init__(self, config: Any, spec: VideoSpec):
         super().__init__()

@@ -61,6 +61,7 @@ class DVG(VideoGenerativeModel):
     """DVG (Shrivastava & Shrivastava 2021); see the package docstring for the method, sources and deviations."""
 
     config_class = DVGConfig
+    prediction_only = True  # no prior over first frames: it continues observed ones
 
     def __init__(self, config: DVGConfig, spec: VideoSpec):
         super().__init__(config, spec)
