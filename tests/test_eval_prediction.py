@@ -145,3 +145,18 @@ def test_the_command_line_runs_the_task_and_refuses_in_one_line(pixel_ckpt, moco
     assert main([*common, "--ckpt", str(mocogan_ckpt)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "mocogan cannot continue a clip" in err[0]
+
+
+def test_feature_metrics_score_all_predicted_clips(tmp_path):
+    """fvd_shapes over the S * N predicted clips (context + future: 2 + 6 = shapes_net's 8 frames) vs the S real."""
+    run_dir = tmp_path / "vd"
+    config = resolve_config("video_diffusion", "shapes", MODELS.get("video_diffusion").config_class,
+                            [REPO / "experiments" / "video_diffusion" / "tiny.yaml"],
+                            [f"train.run_dir={run_dir}", "data.frames=4", "data.resolution=8", "train.max_steps=1"])
+    fit(config)
+    request = _request(run_dir / "checkpoints" / "last.ckpt", tmp_path, metrics=["psnr", "fvd_shapes"], horizon=6,
+                       leaderboard=None)
+    psnr, fvd = evaluate(request)
+    assert fvd.preset.name == f"fvd_shapes_c{C}p6_n{N}" and fvd.preset.frames == C + 6
+    assert (fvd.num_real, fvd.num_fake) == (S, S * N) and fvd.values["fvd"] >= 0
+    assert len(psnr.values["psnr_per_step"]) == 6 and fvd.fingerprint == psnr.fingerprint
