@@ -14,7 +14,7 @@ from tests.conftest import REPO
 from zoo.config import DataConfig, heldout_data_config, resolve_config
 from zoo.datasets import build_dataset
 from zoo.errors import ZooError
-from zoo.evaluation.prediction import PREDICTION_PRESETS, predict_batch, resolve_protocol
+from zoo.evaluation.prediction import PREDICTION_PRESETS, predict_batch, prediction_fingerprint, resolve_protocol
 from zoo.evaluation.request import EvalRequest
 from zoo.evaluation.run import evaluate
 from zoo.metrics.conditional import VideoPSNR
@@ -25,6 +25,15 @@ from zoo.training import fit
 
 load_all()
 S, N, C, P = 3, 2, 2, 1  # sequences, samples, context, horizon: tiny, 2 batches of 2 (ranks get 2 and 1 sequences)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors gain nothing from a second thread; on a busy machine thread sync costs several times the work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +59,8 @@ def mocogan_ckpt(tmp_path_factory):
 
 def _request(ckpt, tmp_path, **changes) -> EvalRequest:
     fields = dict(metrics=["psnr", "ssim"], ckpt=str(ckpt), task="predict", context=C, horizon=P, samples=N,
-                  num_samples=S, batch_size=2, seed=3, leaderboard=str(tmp_path / "lb.csv"), samples_gif=False)
+                  num_samples=S, batch_size=2, seed=3, threads=1, leaderboard=str(tmp_path / "lb.csv"),
+                  samples_gif=False)
     return EvalRequest(**{**fields, **changes})
 
 
@@ -97,8 +107,10 @@ def test_scores_are_best_of_n_of_the_heldout_sequences(pixel_ckpt, tmp_path):
     assert (extra["context"], extra["horizon"], extra["samples_per_sequence"], extra["sequences"]) == (C, P, N, S)
     assert (extra["heldout_split"], extra["heldout_seed"]) == ("test", trained.seed + 1)
     assert rows[0]["fingerprint"] == rows[1]["fingerprint"]
-    other = evaluate(_request(pixel_ckpt, tmp_path, samples=N + 1, leaderboard=None))
-    assert other[0].fingerprint != psnr.fingerprint  # N enters the fingerprint
+    protocol = resolve_protocol(_request(pixel_ckpt, tmp_path), "shapes")
+    assert prediction_fingerprint(protocol, config) == psnr.fingerprint
+    for change in ({"samples": N + 1}, {"context": C + 1}, {"sequences": S + 1}):  # each enters the fingerprint
+        assert prediction_fingerprint(dataclasses.replace(protocol, **change), config) != psnr.fingerprint
 
 
 def test_two_ranks_give_the_one_process_scores(pixel_ckpt, tmp_path):
@@ -139,7 +151,7 @@ def test_the_command_line_runs_the_task_and_refuses_in_one_line(pixel_ckpt, moco
     from zoo.cli import main
 
     common = ["eval", "--task", "predict", "--context", str(C), "--horizon", str(P), "--samples", str(N),
-              "--num-samples", str(S), "--batch-size", "2", "--metric", "psnr", "--no-leaderboard"]
+              "--num-samples", str(S), "--batch-size", "2", "--threads", "1", "--metric", "psnr", "--no-leaderboard"]
     assert main([*common, "--ckpt", str(pixel_ckpt)]) == 0
     assert f"psnr_c{C}p{P}_n{N}" in capsys.readouterr().out
     assert main([*common, "--ckpt", str(mocogan_ckpt)]) == 2

@@ -6,13 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.models.test_video_diffusion import randomize, tiny_model
+from tests.models.test_video_diffusion import _one_thread, randomize, tiny_model  # noqa: F401 (fixture)
 from zoo.errors import ZooError
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.set_num_threads(1)
     m = tiny_model(frames=4, resolution=8, sampling_steps=2, sample_with_ema=False)
     randomize(m.unet)  # live paths, so that the guidance gradient reaches the future frames
     return m.eval()
