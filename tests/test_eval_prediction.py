@@ -137,6 +137,10 @@ def test_plot_writes_a_png(pixel_ckpt, tmp_path):
 
 
 def test_refusals_are_one_line(pixel_ckpt, mocogan_ckpt, tmp_path):
+    mocogan, pixel = load_model(mocogan_ckpt), load_model(pixel_ckpt)
+    assert pixel.can_predict and not mocogan.can_predict
+    with pytest.raises(ZooError, match=r"^mocogan cannot continue a clip \(it has no video-prediction path\)"):
+        mocogan.predict(torch.zeros(1, 3, 2, 8, 8), 1)
     with pytest.raises(ZooError, match="mocogan cannot continue a clip"):
         evaluate(_request(mocogan_ckpt, tmp_path))
     with pytest.raises(ZooError, match="--horizon must be at least 1"):

@@ -441,7 +441,7 @@ class VideoGPT(VideoGenerativeModel):
         return decode_codes(self.transformer, self.vqvae.codebook.embeddings, uniform, labels, context, use_cache)
 
     def predict(self, context, horizon, n=1, generator=None):
-        """Video prediction with a frame-conditioned prior (Sec. 4.3, BAIR: the first frames condition the prior
+        """Video prediction with a frame-conditioned prior (the paper's BAIR setting: the first frames condition it
         through cross-attention, the whole clip's codes are sampled and decoded).
 
         Only a prior trained with `cond_frames` = T_c predicts, and only its clip length: T_c + horizon = the
