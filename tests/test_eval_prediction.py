@@ -176,3 +176,30 @@ def test_feature_metrics_score_all_predicted_clips(tmp_path):
     assert fvd.preset.name == f"fvd_shapes_c{C}p6_n{N}" and fvd.preset.frames == C + 6
     assert (fvd.num_real, fvd.num_fake) == (S, S * N) and fvd.values["fvd"] >= 0
     assert len(psnr.values["psnr_per_step"]) == 6 and fvd.fingerprint == psnr.fingerprint
+
+
+def test_lpips_frame_scores_feed_a_lower_is_better_best_of_n(monkeypatch):
+    """No torchvision here: a stand-in network (mean absolute difference per frame) checks the plumbing -- per-frame
+    scores [B, T] whose clip mean is what `update` adds, and the best of N as the lowest mean."""
+    from zoo.metrics import lpips
+
+    class Stub(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, a, b):
+            return (a - b).abs().mean((1, 2, 3))
+
+    monkeypatch.setattr(lpips, "load_lpips", lambda net="alex", weights=None: Stub())
+    metric = lpips.VideoLPIPS()
+    fake = torch.zeros(2, 4, 8, 8, 3, dtype=torch.uint8)  # [B, T, H, W, C]
+    real = fake.clone()
+    real[1, 2] = 255
+    scores = metric.frame_scores(fake, real)
+    assert scores.shape == (2, 4) and scores[0].eq(0).all() and scores[1, 2] > 0 and scores[1, 2:3].ne(0).all()
+    metric.update(fake, real)
+    assert float(metric.compute()) == pytest.approx(float(scores.mean(1).mean()))
+    best = BestOfN(4, higher_is_better=metric.higher_is_better)
+    best.update(scores.unsqueeze(0))  # one sequence, two samples: the lower-distance one (sample 0) is its best
+    assert best.compute().tolist() == [0.0] * 4
