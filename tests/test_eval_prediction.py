@@ -203,3 +203,13 @@ def test_lpips_frame_scores_feed_a_lower_is_better_best_of_n(monkeypatch):
     best = BestOfN(4, higher_is_better=metric.higher_is_better)
     best.update(scores.unsqueeze(0))  # one sequence, two samples: the lower-distance one (sample 0) is its best
     assert best.compute().tolist() == [0.0] * 4
+
+
+@pytest.mark.slow  # ~25 s of process start-up on 2 cores: outside the default suite's 60 s for this task
+def test_two_gloo_ranks_give_the_one_process_rows(pixel_ckpt, tmp_path):
+    """Real DDP: `--devices 2` (gloo, spawned) returns the one-process per-step values (the default suite checks the
+    same with two in-process ranks)."""
+    one = evaluate(_request(pixel_ckpt, tmp_path, metrics=["psnr"], leaderboard=None))[0]
+    two = evaluate(_request(pixel_ckpt, tmp_path, metrics=["psnr"], leaderboard=None, devices=2))[0]
+    assert two.values["psnr_per_step"] == pytest.approx(one.values["psnr_per_step"])
+    assert (two.num_real, two.num_fake, two.fingerprint) == (one.num_real, one.num_fake, one.fingerprint)
