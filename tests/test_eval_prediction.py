@@ -147,6 +147,8 @@ def test_refusals_are_one_line(pixel_ckpt, mocogan_ckpt, tmp_path):
         evaluate(_request(pixel_ckpt, tmp_path, horizon=0))
     with pytest.raises(ZooError, match="--task predict scores"):
         evaluate(_request(pixel_ckpt, tmp_path, metrics=["is"]))
+    with pytest.raises(ZooError, match="is a video-prediction protocol: add --task predict"):
+        evaluate(EvalRequest(metrics=["fvd_shapes"], ckpt=str(pixel_ckpt), preset="bair_c2p28", leaderboard=None))
     with pytest.raises(ZooError, match="belongs to --task predict"):
         evaluate(_request(pixel_ckpt, tmp_path, task="generate", metrics=["fvd_shapes"]))
 

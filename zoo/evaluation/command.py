@@ -22,6 +22,9 @@ def metric_table() -> str:
     lines.append("conditional models (a vid2vid checkpoint: its translations of held-out conditions vs their targets; "
                  "also fvd / kvd / prdc presets on those pairs):")
     lines += [f"  {e.key:<26} {e.description}" for e in METRICS if e.key in CONDITIONAL_KEYS]
+    lines.append("video prediction (--task predict --context C --horizon P --samples N --num-samples S, or --preset "
+                 f"{' | '.join(PREDICTION_PRESETS)}): best-of-N psnr / ssim / lpips per predicted frame, fvd / kvd / "
+                 "prdc presets over all predicted clips (docs/evaluation-prediction.md)")
     lines.append("presets (--metric NAME):")
     lines += [f"  {e.key:<26} {e.description}" for e in METRICS if isinstance(e.obj, Preset)]
     lines.append(f"{', '.join(MODEL_LENGTH_PRESETS)} score a checkpoint at its own clip length, as `zoo bench` does "

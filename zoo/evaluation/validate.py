@@ -172,6 +172,10 @@ def validate(request: EvalRequest) -> dict:
                         ("--samples", request.samples), ("--plot", request.plot)):
         if given is not None:
             raise ZooError(f"{flag} belongs to --task predict")
+    from zoo.evaluation.prediction import PREDICTION_PRESETS
+
+    if request.preset in PREDICTION_PRESETS:
+        raise ZooError(f"--preset {request.preset} is a video-prediction protocol: add --task predict")
     if request.ckpt:
         run = checkpoint_meta(read_checkpoint(request.ckpt), source=request.ckpt)
         if is_conditional(run):
