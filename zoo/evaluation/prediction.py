@@ -175,7 +175,7 @@ def predict_batch(model, pixels: torch.Tensor, context: int, horizon: int, sampl
     return rearrange(as_pixels(videos.flatten(0, 1).float().cpu()), "(b n) t h w c -> b n t h w c", b=len(pixels))
 
 
-def frame_scores(metric, preset: Preset, fake: torch.Tensor, real: torch.Tensor, context: int) -> torch.Tensor:
+def frame_scores(metric, fake: torch.Tensor, real: torch.Tensor, context: int) -> torch.Tensor:
     """Per-sample, per-predicted-frame scores `[B, N, P]` of `fake` `[B, N, T, H, W, C]` against `real`."""
     b, n = fake.shape[:2]
     future = fake[:, :, context:].flatten(0, 1)
@@ -222,7 +222,7 @@ def score_prediction(request: EvalRequest, model, run: dict, rank: int, world: i
             features: dict = {}
             for preset, metric in zip(presets, metrics):
                 if preset.metric in FRAME_METRICS:
-                    metric.update(frame_scores(scorers[preset.metric], preset, fake, real, protocol.context))
+                    metric.update(frame_scores(scorers[preset.metric], fake, real, protocol.context))
                     continue
                 if preset.detector not in features:
                     extractor = extractors[preset.detector]
