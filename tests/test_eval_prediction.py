@@ -215,3 +215,15 @@ def test_two_gloo_ranks_give_the_one_process_rows(pixel_ckpt, tmp_path):
     two = evaluate(_request(pixel_ckpt, tmp_path, metrics=["psnr"], leaderboard=None, devices=2))[0]
     assert two.values["psnr_per_step"] == pytest.approx(one.values["psnr_per_step"])
     assert (two.num_real, two.num_fake, two.fingerprint) == (one.num_real, one.num_fake, one.fingerprint)
+
+
+def test_plot_takes_other_models_rows_of_the_same_protocol_only():
+    from zoo.evaluation.prediction_plot import leaderboard_curves
+
+    def row(model, fingerprint, steps, metric="psnr"):
+        return {"model": model, "fingerprint": fingerprint, "metric": metric,
+                "extra": json.dumps({f"{metric}_per_step": steps})}
+
+    rows = [row("a", "f1", [1.0, 2.0]), row("b", "f2", [9.0, 9.0]), row("a", "f1", [3.0, 4.0]),
+            row("c", "f1", [0.5, 0.6], "ssim"), row("d", "f1", [7.0], "fvd")]
+    assert leaderboard_curves(rows, "f1") == {"a": {"psnr": [3.0, 4.0]}, "c": {"ssim": [0.5, 0.6]}}  # newest row

@@ -144,7 +144,8 @@ def protocol_values(protocol: PredictionProtocol, config: DataConfig) -> dict:
     """What every row records of the protocol (beside the preset's own fields)."""
     return {"context": protocol.context, "horizon": protocol.horizon, "samples_per_sequence": protocol.samples,
             "sequences": protocol.sequences, "heldout_split": config.split, "heldout_seed": config.seed,
-            "frame_stride": config.frame_stride, "resolution": config.resolution, "protocol_source": protocol.source}
+            "frame_stride": config.frame_stride, "resolution": config.resolution, "protocol_source": protocol.source,
+            **({"change_frame": config.change_frame} if config.change_frame else {})}
 
 
 def prediction_fingerprint(protocol: PredictionProtocol, config: DataConfig) -> str:

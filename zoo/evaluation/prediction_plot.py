@@ -27,6 +27,7 @@ def plot_per_step(curves: dict[str, dict[str, list[float]]], context: int, path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     keys = [k for k in PLOTTED if any(k in c for c in curves.values())]
     if not keys:
@@ -37,7 +38,8 @@ def plot_per_step(curves: dict[str, dict[str, list[float]]], context: int, path:
             if key in values:
                 steps = range(context + 1, context + 1 + len(values[key]))
                 ax.plot(list(steps), values[key], marker="." if len(values[key]) < 40 else None, label=label)
-        ax.set_xlabel("frame index (after the context)")
+        ax.set_xlabel(f"frame (1-based; frames 1..{context} are the context)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"best-of-N {key.upper()}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
