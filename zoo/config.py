@@ -216,6 +216,7 @@ SEED_RANGE = "[0, 4294967295]"  # Lightning's seed_everything takes unsigned 32-
     video_stream="[0, 1000]", decoder=("auto", "decord", "pyav"), max_bad_fraction="[0, 1]",
     crop_jitter="[0, 1]", max_source_pixels="[1, inf)", condition=CONDITIONS,
     edge_low="(0, 100]", edge_high="(0, 100]", keypoint_sigma="[0.1, 1000]", condition_classes="[1, 1024]",
+    change_frame="[0, 4096]",
 )
 @dataclass
 class DataConfig:
@@ -252,6 +253,7 @@ class DataConfig:
     edge_high: float = 0.4  # condition=edges: Canny's strong threshold, >= edge_low (same units)
     keypoint_sigma: float = 1.5  # condition=keypoints: standard deviation of each keypoint's Gaussian heatmap, pixels
     condition_classes: int | None = None  # condition=segmentation of `paired`: label ids 0..n-1 -> n one-hot channels
+    change_frame: int = 0  # shapes: > 0 = the motion switches at this clip frame (bounce -> rotate -> scale -> bounce)
 
 
 def heldout_data_config(config: DataConfig) -> DataConfig:

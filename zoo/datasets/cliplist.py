@@ -129,6 +129,8 @@ def protocol_fingerprint(config: DataConfig, clip_list: ClipList | None = None) 
     fields = {k: d[k] for k in PIXEL_FIELDS}
     if config.condition != "none":
         fields["condition"] = condition_settings(config)
+    if config.change_frame:  # only when on: every fingerprint without a change point is what it was
+        fields["change_frame"] = config.change_frame
     if clip_list is None:
         fields.update({k: d[k] for k in SELECTION_FIELDS})
         return stable_hash({"protocol": fields})

@@ -28,6 +28,13 @@ frames, frame stride and resolution. Besides the video each item carries (exact,
   rotation only, else zero), `scale_pulse` (rad per clip frame of the scale oscillation; pulsing only, else zero).
   Per-clip-frame quantities include the frame stride.
 
+Known change points (`data.change_frame` = k > 0, for prediction studies): at clip frame k the motion switches to
+the next one (bounce -> rotate -> scale -> bounce), continuing from the pose the shape has there (bounce starts from
+the centre reached, with the drawn velocity and the scale frozen; rotate turns from the angle reached; scale pulses
+from the drawn size, sin starting at 0, so the size is continuous). Frames 0..k are the first motion, k+1.. the
+second; each item records `change_frame` (long, = k) and `motion_after` (long, index into MOTIONS). The label and
+the trajectory fields describe the first motion. Off (0), every video is what it was, draw for draw.
+
 Conditions (`data.condition`, `conditions.py`): `segmentation` = one-hot of `segmentation` (C_c = 4: background + 3
 shapes), `keypoints` = a Gaussian heatmap of sigma `data.keypoint_sigma` pixels per keypoint (C_c = 5), `edges` =
 Canny edges of the frames (C_c = 1).
@@ -46,6 +53,7 @@ import torch
 from zoo.config import DataConfig
 from zoo.datasets.base import ItemKey, VideoDataset
 from zoo.datasets.conditions import keypoint_heatmaps, one_hot
+from zoo.errors import ZooError
 from zoo.frame_sampling import sparse_frame_times
 from zoo.registry import register_dataset
 
@@ -82,15 +90,18 @@ def _signed_distance(shape: int, qx: torch.Tensor, qy: torch.Tensor) -> torch.Te
 class _Trajectory:
     """One video's shape, colours and motion, as functions of continuous time (in source frames)."""
 
-    def __init__(self, rng: np.random.Generator, resolution: int):
+    def __init__(self, rng: np.random.Generator, resolution: int, change_time: float | None = None):
         self.label = int(rng.integers(len(SHAPES) * len(MOTIONS)))
         self.shape, self.motion = divmod(self.label, len(MOTIONS))
+        self.change_time = change_time  # source frame of the motion switch, or None
+        self.motion_after = (self.motion + 1) % len(MOTIONS)
+        pulsing = self.motion == 2 or (change_time is not None and self.motion_after == 2)
         self.hue = hue = rng.uniform(0, 1)
         self.colour = torch.tensor(_hsv_to_rgb(hue, 0.75, 1.0), dtype=torch.float32)
         self.background = float(rng.uniform(0.0, 0.25))
         r = resolution
         self.size = rng.uniform(0.14, 0.2) * r  # pixels per shape unit
-        reach = self.size * 1.45 * (1.4 if self.motion == 2 else 1.0)  # bounding radius incl. scale pulse
+        reach = self.size * 1.45 * (1.4 if pulsing else 1.0)  # bounding radius incl. scale pulse
         self.lo, self.hi = reach, r - reach
         self.centre0 = rng.uniform(self.lo, self.hi, size=2)
         angle = rng.uniform(0, 2 * math.pi)
@@ -104,10 +115,13 @@ class _Trajectory:
     def centre(self, t: float) -> tuple[float, float]:
         if self.motion != 0:
             return float(self.centre0[0]), float(self.centre0[1])
+        return self._bounce(self.centre0, t)
+
+    def _bounce(self, start, t: float) -> tuple[float, float]:
         span = self.hi - self.lo
         out = []
         for axis in range(2):  # reflect off the borders: a triangle wave in closed form
-            u = (self.centre0[axis] - self.lo + self.velocity[axis] * t) % (2 * span)
+            u = (start[axis] - self.lo + self.velocity[axis] * t) % (2 * span)
             out.append(self.lo + (u if u <= span else 2 * span - u))
         return out[0], out[1]
 
@@ -118,8 +132,21 @@ class _Trajectory:
         return self.size * (1.0 + 0.35 * math.sin(self.phase + self.pulse * t) if self.motion == 2 else 1.0)
 
     def pose(self, t: float) -> tuple[float, float, float, float]:
+        if self.change_time is not None and t > self.change_time:
+            return self._pose_after(t - self.change_time)
         cx, cy = self.centre(t)
         return cx, cy, self.angle(t), self.scale(t)
+
+    def _pose_after(self, dt: float) -> tuple[float, float, float, float]:
+        """The second motion, `dt` source frames after the switch, from the pose at the switch."""
+        cx, cy, theta, scale = self.pose(self.change_time)
+        if self.motion_after == 0:  # bounce from where the shape is, scale frozen
+            cx, cy = self._bounce((cx, cy), dt)
+        elif self.motion_after == 1:
+            theta = theta + self.omega * dt
+        else:
+            scale = self.size * (1.0 + 0.35 * math.sin(self.pulse * dt))
+        return cx, cy, theta, scale
 
 
 def _hsv_to_rgb(h: float, s: float, v: float) -> tuple[float, float, float]:
@@ -131,7 +158,7 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> tuple[float, float, float]:
 
 def render_clip(
     seed: int, index: int, frames: int, resolution: int, frame_stride: int = 1, start: int = 0,
-    times: list[float] | None = None,
+    times: list[float] | None = None, change_frame: int = 0,
 ) -> dict[str, torch.Tensor]:
     """Render one clip of the `shapes` dataset (all frames at once).
 
@@ -142,6 +169,7 @@ def render_clip(
         frame_stride: source frames between consecutive clip frames.
         start: first source frame.
         times: instead of `start`, the clip's times in strided frames (sparse clips; `frames` is then ignored).
+        change_frame: > 0: the motion switches at this clip frame (see the module docstring); not with `times`.
 
     Returns:
         `{"pixels": uint8 [T, H, W, 3], "label": long, "segmentation": long [T, H, W], "flow": float [2, T-1, H, W],
@@ -149,7 +177,10 @@ def render_clip(
         "keypoints": float [T, K, 2]}` (see the module docstring) and the trajectory parameters of
         `trajectory_fields`.
     """
-    traj = _Trajectory(np.random.default_rng([seed, index]), resolution)
+    if change_frame and times is not None:
+        raise ValueError("shapes change points are at a clip frame: not with sparse clip times")
+    change_time = start + change_frame * frame_stride if change_frame else None  # source frames
+    traj = _Trajectory(np.random.default_rng([seed, index]), resolution, change_time)
     coords = torch.arange(resolution, dtype=torch.float32) + 0.5  # pixel centres; the frame spans [0, resolution]
     py, px = torch.meshgrid(coords, coords, indexing="ij")  # (H, W)
     times = [start / frame_stride + k for k in range(frames)] if times is None else list(times)
@@ -192,6 +223,8 @@ def render_clip(
         "flow_back_valid": flow_back_valid,
         "keypoints": keypoints,
         **trajectory_fields(traj, start, frame_stride),
+        **({"change_frame": torch.tensor(change_frame), "motion_after": torch.tensor(traj.motion_after)}
+           if change_frame else {}),
     }
 
 
@@ -228,6 +261,11 @@ class Shapes(VideoDataset):
         super().__init__(config)
         self.class_names = [f"{s}_{m}" for s in SHAPES for m in MOTIONS]
         self.length = config.num_videos or DEFAULT_NUM_VIDEOS
+        if config.change_frame and not 0 < config.change_frame < config.frames - 1:
+            raise ZooError(f"data.change_frame = {config.change_frame} must lie inside the clip: 1 .. frames - 2 = "
+                           f"{config.frames - 2} (0 = no change point)")
+        if config.change_frame and config.sparse_max_distance:
+            raise ZooError("data.change_frame is a clip frame: not with data.sparse_max_distance (sparse clips)")
 
     def __len__(self) -> int:
         return self.length
@@ -261,7 +299,7 @@ class Shapes(VideoDataset):
             item["times"], item["video_length"] = torch.tensor(times, dtype=torch.float32), torch.tensor(float(length))
             return item
         start = 0 if draw is None else int(np.random.default_rng([c.seed, draw]).integers(4 * c.frames))
-        return render_clip(c.seed, index, c.frames, c.resolution, c.frame_stride, start)
+        return render_clip(c.seed, index, c.frames, c.resolution, c.frame_stride, start, change_frame=c.change_frame)
 
     def num_starts(self, index: int) -> int:
         return 4 * self.config.frames  # the range training starts are drawn from
@@ -270,7 +308,8 @@ class Shapes(VideoDataset):
         if not 0 <= index < self.length:
             raise IndexError(f"shapes index {index} out of range [0, {self.length})")
         c = self.config
-        return render_clip(c.seed, index, c.frames, c.resolution, c.frame_stride, start)["pixels"]
+        return render_clip(c.seed, index, c.frames, c.resolution, c.frame_stride, start,
+                           change_frame=c.change_frame)["pixels"]
 
     def label_of(self, index: int) -> int:
         return _Trajectory(np.random.default_rng([self.config.seed, index]), self.config.resolution).label

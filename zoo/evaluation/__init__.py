@@ -12,7 +12,8 @@ One module per step, read top-down:
 * `protocol`: metric keys -> presets, their metric objects, the data config of each group;
 * `validate`: every input checked in seconds, before any expensive work;
 * `sources`: the shared core's first step, real clips and generated videos as uint8 batches;
-* `unconditional` / `likelihood` / `conditional`: one file per task, from those batches to metric values;
+* `unconditional` / `likelihood` / `conditional` / `prediction`: one file per task, from those batches to metric
+  values (`prediction_plot`: the prediction task's per-step curves);
 * `run`: the processes (DDP) and their results; `report`: the printed table and leaderboard rows;
 * `command`: the `zoo eval` parser.
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from zoo.evaluation.conditional import CONDITIONAL_KEYS
+from zoo.evaluation.prediction import PREDICTION_PRESETS
 from zoo.evaluation.request import METRIC_KEYS, EvalRequest
 from zoo.evaluation.run import evaluate
 from zoo.metrics.presets import DEFAULT_PRESET, MODEL_LENGTH_PRESETS, PRESETS, Preset
@@ -21,6 +22,9 @@ def metric_table() -> str:
     lines.append("conditional models (a vid2vid checkpoint: its translations of held-out conditions vs their targets; "
                  "also fvd / kvd / prdc presets on those pairs):")
     lines += [f"  {e.key:<26} {e.description}" for e in METRICS if e.key in CONDITIONAL_KEYS]
+    lines.append("video prediction (--task predict --context C --horizon P --samples N --num-samples S, or --preset "
+                 f"{' | '.join(PREDICTION_PRESETS)}): best-of-N psnr / ssim / lpips per predicted frame, fvd / kvd / "
+                 "prdc presets over all predicted clips (docs/evaluation-prediction.md)")
     lines.append("presets (--metric NAME):")
     lines += [f"  {e.key:<26} {e.description}" for e in METRICS if isinstance(e.obj, Preset)]
     lines.append(f"{', '.join(MODEL_LENGTH_PRESETS)} score a checkpoint at its own clip length, as `zoo bench` does "
@@ -46,7 +50,16 @@ def add_eval_parser(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="data.KEY=VALUE",
                    help="another DataConfig field the videos are read with (data.max_bad_fraction, data.decoder, ...)")
     p.add_argument("--clip-list", help="ClipList JSON from `zoo data cliplist` pinning the real clips")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="protocol for plain metric keys")
+    p.add_argument("--preset", choices=sorted({*PRESETS, *PREDICTION_PRESETS}),
+                   help="protocol for plain metric keys (--task predict: a prediction protocol, C, P, N, S)")
+    p.add_argument("--task", choices=["generate", "predict"], default="generate",
+                   help="generate: samples vs real clips; predict: continue held-out contexts, best-of-N per frame")
+    p.add_argument("--context", type=int, help="--task predict: observed frames C (default: the preset's)")
+    p.add_argument("--horizon", type=int, help="--task predict: predicted frames P")
+    p.add_argument("--samples", type=int, help="--task predict: futures per sequence N (best of N); --num-samples "
+                                               "is the number S of held-out sequences")
+    p.add_argument("--plot", metavar="FILE.png", help="--task predict: PSNR / SSIM per predicted frame, one line "
+                                                      "per model (this run and the leaderboard's rows of its protocol)")
     p.add_argument("--num-samples", type=int, help="generated videos (default: the preset's)")
     p.add_argument("--num-real", type=int, help="real clips (default: the preset's)")
     p.add_argument("--resolution", type=int, help="clip resolution of folders / real data (default: the config's)")
@@ -82,6 +95,7 @@ def _run_eval(args) -> None:
         detector_weights=args.detector_weights, detector_mean=args.detector_mean, lpips_weights=args.lpips_weights,
         seed=args.seed,
         leaderboard=None if args.no_leaderboard or args.stats_only else args.leaderboard or str(default_leaderboard()),
-        threads=args.threads,
+        threads=args.threads, task=args.task, context=args.context, horizon=args.horizon, samples=args.samples,
+        plot=args.plot,
     )
     evaluate(request)

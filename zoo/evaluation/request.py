@@ -39,6 +39,11 @@ class EvalRequest:
     leaderboard: str | None = field(default_factory=lambda: str(default_leaderboard()))  # None = do not append
     threads: int | None = None  # CPU threads per process (None: $OMP_NUM_THREADS, else the usable cores)
     samples_gif: bool = True  # write the first generated videos as a GIF beside the leaderboard (HTML embeds it)
+    task: str = "generate"  # generate (samples vs real clips) | predict (continue held-out contexts)
+    context: int | None = None  # --task predict: observed frames C (default: the dataset's prediction protocol)
+    horizon: int | None = None  # --task predict: predicted frames P
+    samples: int | None = None  # --task predict: futures per sequence N (best-of-N)
+    plot: str | None = None  # --task predict: PNG of PSNR / SSIM per predicted frame
     extractors: dict = field(default_factory=dict)  # detector key -> prebuilt extractor (tests, benchmarks; never CLI)
 
 

@@ -32,6 +32,20 @@ def _run(rank: int, world: int, request: EvalRequest, port: int, out: str | None
         model, run = load_run(request)
         if model is not None:
             model = model.to(device).eval()
+        if request.task == "predict":  # continuations of held-out contexts vs the real futures
+            from zoo.evaluation.prediction import score_prediction
+            from zoo.threads import apply_threads
+
+            apply_threads(request.threads, 0, world if device.type == "cpu" else 1)
+            results = score_prediction(request, model, run, rank, world, device)
+            if rank == 0:
+                report(results, request, run)
+                if request.plot:
+                    from zoo.evaluation.prediction_plot import plot_request
+
+                    print(plot_request(results, request, run))
+                _save_results(results, out)
+            return results
         if model is not None and is_conditional(run):  # translations of held-out conditions vs their targets
             from zoo.threads import apply_threads
 

@@ -114,6 +114,43 @@ def validate_conditional(request: EvalRequest, run: dict) -> dict:
     return run
 
 
+def validate_prediction(request: EvalRequest) -> dict:
+    """The inputs of `--task predict`: a checkpoint of a model that predicts, the protocol, the held-out data, the
+    metrics' networks. A model without a prediction path is one line."""
+    from zoo.evaluation.conditional import heldout_dataset
+    from zoo.evaluation.prediction import prediction_config, prediction_presets, resolve_protocol
+    from zoo.models.base import VideoGenerativeModel, checkpoint_meta, read_checkpoint
+    from zoo.registry import MODELS, load_all
+
+    if not request.ckpt or request.fake_dir:
+        raise ZooError("--task predict continues held-out clips with a model: give --ckpt (not --fake-dir)")
+    for flag, given in (("--stats-only", request.stats_only), ("--clip-list", request.clip_list),
+                        ("--bootstrap", request.bootstrap), ("--num-real", request.num_real)):
+        if given:
+            raise ZooError(f"{flag} does not apply to --task predict: it scores --num-samples held-out sequences")
+    run = checkpoint_meta(read_checkpoint(request.ckpt), source=request.ckpt)
+    load_all()
+    cls = MODELS.get(run["model_name"])
+    if cls.predict is VideoGenerativeModel.predict:
+        raise ZooError(f"--task predict: {run['model_name']} cannot continue a clip (it has no video-prediction "
+                       "path); see docs/evaluation-prediction.md for the models that can")
+    data_name = request.data or ((run.get("experiment") or {}).get("data") or {}).get("name", "")
+    protocol = resolve_protocol(request, data_name)
+    presets = prediction_presets(request, protocol)
+    for preset in presets:
+        if problem := too_few_samples(preset):
+            raise ZooError(problem.replace("--num-real", "--num-samples"))
+    heldout_dataset(prediction_config(request, run, protocol), protocol.sequences)
+    for preset in presets:
+        if preset.metric == "lpips":
+            from zoo.metrics.lpips import load_lpips
+
+            load_lpips(weights=request.lpips_weights)
+        elif preset.detector != "none" and preset.detector not in request.extractors:
+            check_detector(preset.detector, request)
+    return run
+
+
 def validate(request: EvalRequest) -> dict:
     """Check every input of `request` in the order a user fixes them -- numbers, metrics, the generated videos
     (checkpoint or folder), the real data and clip list, the detector weights -- and return the checkpoint record.
@@ -133,6 +170,18 @@ def validate(request: EvalRequest) -> dict:
         raise ZooError(f"--devices {request.devices} but only {torch.cuda.device_count()} CUDA device(s) are visible")
     if request.ckpt and request.fake_dir:
         raise ZooError("give either --ckpt or --fake-dir, not both")
+    if request.task not in ("generate", "predict"):
+        raise ZooError(f"--task {request.task}: valid: generate, predict")
+    if request.task == "predict":
+        return validate_prediction(request)
+    for flag, given in (("--context", request.context), ("--horizon", request.horizon),
+                        ("--samples", request.samples), ("--plot", request.plot)):
+        if given is not None:
+            raise ZooError(f"{flag} belongs to --task predict")
+    from zoo.evaluation.prediction import PREDICTION_PRESETS
+
+    if request.preset in PREDICTION_PRESETS:
+        raise ZooError(f"--preset {request.preset} is a video-prediction protocol: add --task predict")
     if request.ckpt:
         run = checkpoint_meta(read_checkpoint(request.ckpt), source=request.ckpt)
         if is_conditional(run):

@@ -87,11 +87,17 @@ class VideoPSNR(ClipMeanMetric):
             videos: outputs, uint8 `[B, T, H, W, C]` or float `[B, C, T, H, W]` in [-1, 1].
             target: the real target clips, same convention and shape.
         """
+        self._add(self.frame_scores(videos, target).mean(1))
+
+    @staticmethod
+    def frame_scores(videos: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-frame PSNR, float64 `[B, T]` (dB), of videos and targets in `update`'s convention (the prediction
+        task's per-time-step curves read it too)."""
         fake, real = _pair(videos, target)
         b = fake.shape[0]
         per_frame = peak_signal_noise_ratio(fake.flatten(0, 1), real.flatten(0, 1), data_range=1.0, reduction="none",
                                             dim=(1, 2, 3))  # ((B T),)
-        self._add(per_frame.reshape(b, -1).mean(1))
+        return per_frame.reshape(b, -1)
 
 
 @register_metric(
@@ -110,12 +116,17 @@ class VideoSSIM(ClipMeanMetric):
 
     def update(self, videos: torch.Tensor, target: torch.Tensor) -> None:
         """Args: as `VideoPSNR.update`."""
+        self._add(self.frame_scores(videos, target).mean(1))
+
+    @staticmethod
+    def frame_scores(videos: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-frame SSIM, float `[B, T]`, of videos and targets in `update`'s convention."""
         fake, real = _pair(videos, target)
         b = fake.shape[0]
         # float32: the Gaussian convolutions are ~10x slower in float64 on CPU; values agree to ~1e-5
         per_frame = structural_similarity_index_measure(fake.flatten(0, 1).float(), real.flatten(0, 1).float(),
                                                         data_range=1.0, reduction="none")  # ((B T),)
-        self._add(per_frame.reshape(b, -1).mean(1))
+        return per_frame.reshape(b, -1)
 
 
 def frame_warp_errors(frames: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor,

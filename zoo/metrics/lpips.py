@@ -111,6 +111,11 @@ class VideoLPIPS(ToolNotState, ClipMeanMetric):
     @torch.inference_mode()
     def update(self, videos: torch.Tensor, target: torch.Tensor) -> None:
         """Args: as `zoo.metrics.conditional.VideoPSNR.update`."""
+        self._add(self.frame_scores(videos, target).mean(1))
+
+    @torch.inference_mode()
+    def frame_scores(self, videos: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-frame LPIPS distance, float `[B, T]` (lower is closer), in `update`'s convention."""
         fake, real = _pair(videos, target)
         b = fake.shape[0]
         fake, real = fake.flatten(0, 1) * 2 - 1, real.flatten(0, 1) * 2 - 1  # ((B T), C, H, W) in [-1, 1]
@@ -119,4 +124,4 @@ class VideoLPIPS(ToolNotState, ClipMeanMetric):
         device = next(self.network.parameters()).device
         scores = torch.cat([self.network(fake[i : i + self.batch].to(device), real[i : i + self.batch].to(device))
                             .flatten().cpu() for i in range(0, len(fake), self.batch)])
-        self._add(scores.reshape(b, -1).mean(1))
+        return scores.reshape(b, -1)

@@ -38,6 +38,7 @@ from zoo.models.pixel.common import LEVELS, FrameDecoder
 from zoo.models.pixel.context import TemporalContext
 from zoo.models.pixel.pixelcnn import GatedPixelCNNDecoder, PixelCNNDecoder
 from zoo.models.pixel.pixelrnn import DiagonalBiLSTMDecoder, RowLSTMDecoder
+from zoo.models.prediction import check_context
 
 DECODERS = ("pixelcnn", "gated_pixelcnn", "row_lstm", "diagonal_bilstm")
 
@@ -176,9 +177,39 @@ class PixelVideoModel(VideoGenerativeModel):
             labels = self.check_labels(n, labels, generator) if self.config.class_conditional or labels is not None \
                 else None
             video = torch.zeros(n, c, frames, h, w, device=self.device)
-            for t in range(frames):
-                cond = self.context(video[:, :, : t + 1], labels)[:, :, t]  # (n, D, H, W) from frames < t
-                video[:, :, t] = self._sample_frame(cond, generator, cached)
+            self._continue(video, 0, labels, generator, cached)
+        return video
+
+    def _continue(self, video: torch.Tensor, start: int, labels, generator, cached: bool) -> None:
+        """Sample frames `start:` of `video` `(n, C, T, H, W)` in place, each given every frame before it."""
+        for t in range(start, video.shape[2]):
+            cond = self.context(video[:, :, : t + 1], labels)[:, :, t]  # (n, D, H, W) from frames < t
+            video[:, :, t] = self._sample_frame(cond, generator, cached)
+
+    def predict(self, context, horizon, n=1, generator=None):
+        """Video prediction: the factorisation p(x) = prod_t p(x_t | x_<t) (VPN, Sec. 2) continues any prefix, so
+        the future is sampled exactly as `sample` samples frame t >= T_c, with the observed frames as x_<t.
+
+        Args:
+            context: float `[B, C, T_c, H, W]` in [-1, 1]; the network reads its 8-bit levels (`pixel_levels`), the
+                values it was trained on.
+            horizon: frames to sample after the context (>= 1).
+            n: futures per context.
+            generator: source of all randomness.
+
+        Returns:
+            float `[B, n, C, T_c + horizon, H, W]` in [-1, 1]: `context` exactly as given, then the sampled frames.
+            Class-conditional models draw one label per sample uniformly (the contract carries no labels).
+        """
+        b, c, t_c, h, w = check_context(self, context, horizon, n)
+        with self.evaluating():
+            labels = self.check_labels(b * n, None, generator) if self.config.class_conditional else None
+            video = torch.zeros(b * n, c, t_c + horizon, h, w, device=self.device)
+            seen = from_levels(pixel_levels(context.to(self.device, torch.float32)))
+            video[:, :, :t_c] = seen.repeat_interleave(n, dim=0)  # (B n) C T_c H W, sample-major within a context
+            self._continue(video, t_c, labels, generator, cached=True)
+        video = rearrange(video, "(b n) c t h w -> b n c t h w", b=b)
+        video[:, :, :, :t_c] = context.to(video).unsqueeze(1)
         return video
 
     def _sample_frame(self, cond: torch.Tensor, generator, cached: bool) -> torch.Tensor:

@@ -347,6 +347,43 @@ class VideoDiffusion(VideoGenerativeModel):
                 video = torch.cat([video, extended[:, :, window.shape[2]:]], dim=2)
             return video
 
+    def predict(self, context, horizon, n=1, generator=None):
+        """Video prediction by reconstruction guidance (Sec. 3.1; the paper's BAIR task: 1 frame -> 15).
+
+        The first block (the training length) is one sampler run conditioned on the context's last
+        min(T_c, frames - 1) frames -- all of them when they fit; longer horizons continue block by block as
+        `predict_frames` does, each block conditioned on the last `extension_context` frames so far.
+
+        Args:
+            context: float `[B, C, T_c, H, W]` in [-1, 1].
+            horizon: frames to predict (>= 1).
+            n: futures per context.
+            generator: source of all noise.
+
+        Returns:
+            float `[B, n, C, T_c + horizon, H, W]` in [-1, 1]: `context` exactly as given, then the predicted frames.
+            Class-conditional models draw one label per sample uniformly (the contract carries no labels).
+        """
+        from zoo.models.prediction import check_context
+
+        b, _, t_c, _, _ = check_context(self, context, horizon, n)
+        block = self.spec.frames
+        if block < 2:
+            raise ZooError("video_diffusion predicts by conditioning a sampler run on observed frames: the model "
+                           f"must be trained on clips of >= 2 frames, not {block}")
+        with self.evaluating():
+            observed = context.to(self.device, torch.float32).repeat_interleave(n, dim=0)  # (B n) C T_c H W
+            labels = self._labels(b * n, None, generator)
+            window = observed[:, :, -min(t_c, block - 1):]
+            new = min(block - window.shape[2], horizon)
+            first, _ = self.generate(b * n, window.shape[2] + new, labels, generator, context=window)
+            video = torch.cat([observed, first[:, :, window.shape[2]:]], dim=2)
+            if new < horizon:
+                video = self.predict_frames(video, t_c + horizon, labels, generator)
+        video = video.reshape(b, n, *video.shape[1:])
+        video[:, :, :, :t_c] = context.to(video).unsqueeze(1)
+        return video
+
     def sample(self, n, labels=None, generator=None, frames=None):
         """`n` videos of `frames` frames (default: the training length). Up to the training length they come from
         one sampler run; longer videos are extended block by block with reconstruction guidance."""

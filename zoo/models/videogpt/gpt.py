@@ -440,6 +440,42 @@ class VideoGPT(VideoGenerativeModel):
         uniform = self.uniform(n, self.transformer.length, generator=generator)
         return decode_codes(self.transformer, self.vqvae.codebook.embeddings, uniform, labels, context, use_cache)
 
+    def predict(self, context, horizon, n=1, generator=None):
+        """Video prediction with a frame-conditioned prior (the paper's BAIR setting: the first frames condition it
+        through cross-attention, the whole clip's codes are sampled and decoded).
+
+        Only a prior trained with `cond_frames` = T_c predicts, and only its clip length: T_c + horizon = the
+        training frames. An unconditional prior refuses: priming its code sequence with a context's codes would need
+        codes of a prefix alone, but the VQ-VAE's codes mix neighbouring frames (its encoder's receptive field and
+        temporal downsampling cross the context's end), and the paper never primes one.
+
+        Args:
+            context: float `[B, C, T_c, H, W]` in [-1, 1], T_c = `cond_frames`.
+            horizon: frames after the context, T_c + horizon = the model's clip length.
+            n: futures per context.
+            generator: source of all randomness.
+
+        Returns:
+            float `[B, n, C, T_c + horizon, H, W]` in [-1, 1]: `context` exactly as given, then frames T_c.. of the
+            decoded sample. The decoded clip's own first T_c frames (the prior's re-synthesis of the context, which
+            the paper's videos show) are replaced by the context.
+        """
+        from zoo.models.prediction import check_context
+
+        b, _, t_c, _, _ = check_context(self, context, horizon, n)
+        k, frames = self.config.cond_frames, self.spec.frames
+        if not k:
+            raise ZooError("this videogpt prior is unconditional (model.cond_frames = 0): VideoGPT predicts only with "
+                           "a frame-conditioned prior (train one with --set model.cond_frames=C)")
+        if t_c != k or t_c + horizon != frames:
+            raise ZooError(f"this videogpt prior continues {k} frames to its {frames}-frame clip: give --context {k} "
+                           f"--horizon {frames - k}, not {t_c} and {horizon}")
+        observed = context.to(self.device, torch.float32).repeat_interleave(n, dim=0)  # (B n) C T_c H W
+        video = self.sample(b * n, generator=generator, context=observed)  # (B n) C T H W
+        video = video.reshape(b, n, *video.shape[1:]).clamp(-1, 1)
+        video[:, :, :, :t_c] = context.to(video).unsqueeze(1)
+        return video
+
     def sample(self, n, labels=None, generator=None, frames=None, context=None, use_cache: bool = True):
         """Generate `n` clips `[n, C, T, H, W]` in [-1, 1]: codes from the prior, decoded by the frozen VQ-VAE.
 
