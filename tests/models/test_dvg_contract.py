@@ -11,7 +11,6 @@ import torch
 from tests.models.contract import ModelContract
 from tests.models.vid2vid_synthetic import one_thread
 from zoo.errors import ZooError
-from zoo.models.base import load_model
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -71,11 +70,7 @@ class TestDVGContract(ModelContract):
             assert torch.equal(torch.get_rng_state(), rng)
 
     def test_checkpoint_round_trip(self, trained):
-        _, result = trained
-        loaded = load_model(result.run_dir / "checkpoints" / "last.ckpt", expected=self.model_key)
-        assert loaded.iteration == result.model.iteration
-        for (name, a), b in zip(result.model.state_dict().items(), loaded.state_dict().values()):
-            torch.testing.assert_close(a.cpu(), b, rtol=0, atol=0, msg=f"{name} differs after the round trip")
+        result, loaded = self.reloaded(trained)
         ctx = torch.rand(2, 3, 2, 16, 16) * 2 - 1
         a = result.model.predict(ctx, 2, n=2, generator=torch.Generator().manual_seed(5))
         b = loaded.predict(ctx, 2, n=2, generator=torch.Generator().manual_seed(5))
