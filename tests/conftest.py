@@ -40,3 +40,14 @@ def _private_cwd(tmp_path_factory, monkeypatch):
 def _no_wandb_network(monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one intra-op thread for a test module (`pytestmark = pytest.mark.usefixtures("one_thread")`): tiny
+    models gain nothing from a second thread, and on a busy 2-core machine every small op waits for the others to
+    synchronise (10-30x slower). Restores the previous count afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

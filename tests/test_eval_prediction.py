@@ -27,13 +27,7 @@ load_all()
 S, N, C, P = 3, 2, 2, 1  # sequences, samples, context, horizon: tiny, 2 batches of 2 (ranks get 2 and 1 sequences)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from a second thread; on a busy machine thread sync costs several times the work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -29,14 +29,7 @@ FAST = ("train.max_steps=2", "train.checkpoint_every=2", "train.sample_every=0",
 TINY_SPEC = VideoSpec(channels=3, frames=8, resolution=32, num_classes=9)  # what tiny.yaml gives on shapes
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models decode one position at a time: with several threads on a busy CI machine, every small op waits
-    for the others to synchronise (10-30x slower here), so these tests run single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see tests/conftest.py
 
 
 def tiny_config(model_key: str, config_cls, *sets: str):
