@@ -297,7 +297,7 @@ def _reuse_scores(request: BenchRequest, key: str, entry: dict, out: Path, pkey:
     for step in earlier:
         ckpt = _step_checkpoint(out, key, step)
         if ckpt.is_file():
-            values, _ = _evaluate(request, ckpt, entry["frames"], False, None)
+            values, _ = _evaluate(request, ckpt, entry["frames"], False, None, conditional=entry["conditional"])
             entry["curve"].append(_curve_point(step, values))
         else:
             _say(f"{key}: curve point at step {step} dropped: its checkpoint {ckpt.name} is gone")
@@ -306,12 +306,10 @@ def _reuse_scores(request: BenchRequest, key: str, entry: dict, out: Path, pkey:
 # -- training and scoring -----------------------------------------------------------------------------------------
 
 
-def _evaluate(request: BenchRequest, ckpt: Path, frames: int, final: bool, leaderboard: Path | None):
+def _evaluate(request: BenchRequest, ckpt: Path, frames: int, final: bool, leaderboard: Path | None,
+              conditional: bool = False):
     from zoo.evaluation import EvalRequest, evaluate
-    from zoo.evaluation.conditional import is_conditional
-    from zoo.models.base import checkpoint_meta, read_checkpoint
-
-    if is_conditional(checkpoint_meta(read_checkpoint(ckpt), source=str(ckpt))):  # held-out pairs, no intervals
+    if conditional:  # translations of held-out conditions against their targets: pairs, no intervals
         metrics, num_real, bootstrap = [*SHAPES_PRESETS[:3], *CONDITIONAL_COLUMNS[3:]], None, 0
     else:
         metrics, num_real, bootstrap = _presets(frames), request.num_samples, request.bootstrap if final else 0
@@ -382,7 +380,7 @@ def _train_model(request: BenchRequest, key: str, state: BenchState, out: Path) 
         _say(f"{key}: evaluating step {target} ({kind})")
         start = time.time()
         values, samples = _evaluate(request, ckpt, entry["frames"], final, out / "leaderboard.csv" if final
-                                    else None)
+                                    else None, conditional=entry["conditional"])
         entry["eval_s"] = entry.get("eval_s", 0.0) + time.time() - start
         entry["curve"] = [p for p in entry["curve"] if p.get("step") != target] + [_curve_point(target, values)]
         if final:

@@ -248,7 +248,9 @@ def _run_sample(args) -> None:
 
     apply_threads(args.threads)
     model = load_model(args.ckpt, map_location=args.device)
-    if hasattr(model, "translate"):
+    from zoo.models.base import ConditionalVideoModel
+
+    if isinstance(model, ConditionalVideoModel):
         _translate(args, model, out)
         return
     if args.condition_from or args.data_root:

@@ -33,6 +33,7 @@ from zoo.csv_log import ContinuingCSVLogger
 from zoo.datasets.datamodule import VideoDataModule
 from zoo.errors import ZooError
 from zoo.models.base import (
+    ConditionalVideoModel,
     VideoGenerativeModel,
     VideoSpec,
     checkpoint_meta,
@@ -246,11 +247,11 @@ class SampleGrid(Callback):
     def write(self, trainer: pl.Trainer, model: VideoGenerativeModel) -> None:
         if not trainer.is_global_zero:
             return
-        real = grid_batch(trainer.datamodule, self.count)
+        real = trainer.datamodule.real_batch(self.count)
         generator = torch.Generator().manual_seed(self.seed)  # the same noise at every step: progress is visible
         with model.evaluating():
             fake = model.grid_videos({k: v.to(model.device) for k, v in real.items()}, generator)
-        if "condition" in real and hasattr(model, "translate"):  # condition | translation | real target
+        if isinstance(model, ConditionalVideoModel):  # condition | translation | real target
             from zoo.translate import condition_preview
 
             grid = side_by_side(condition_preview(real["condition"], model.spec.condition), fake.cpu(), real["video"])
@@ -260,16 +261,6 @@ class SampleGrid(Callback):
         for logger in trainer.loggers:
             if type(logger).__name__ == "WandbLogger":
                 logger.log_video("samples", [str(path)], step=model.iteration, format=["gif"])
-
-
-def grid_batch(datamodule, n: int) -> dict[str, torch.Tensor]:
-    """The sample grid's real clips (`real_batch`), with their `condition` when the data is conditional: a
-    conditional model's grid shows the translations of those clips' conditions (`real_batch` carries video and label
-    only; the conditions come from the same items)."""
-    real = datamodule.real_batch(n)
-    if getattr(datamodule.dataset.config, "condition", "none") != "none":
-        real["condition"] = torch.stack([datamodule.dataset[i]["condition"] for i in range(len(real["video"]))])
-    return real
 
 
 class StepProgressBar(TQDMProgressBar):

@@ -351,6 +351,8 @@ class VideoDataModule(pl.LightningDataModule):
         return batch
 
     def real_batch(self, n: int) -> dict[str, torch.Tensor]:
-        """The first `n` evaluation clips, stacked (for sample grids)."""
+        """The first `n` evaluation clips, stacked (for sample grids), with their `condition` on conditional data (a
+        conditional model's grid translates those clips' conditions)."""
         items = [self.dataset[i] for i in range(min(n, len(self.dataset)))]
-        return {k: torch.stack([item[k] for item in items]) for k in ("video", "label")}
+        keys = ("video", "label") + (("condition",) if self.config.condition != "none" else ())
+        return {k: torch.stack([item[k] for item in items]) for k in keys}
