@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.models.test_video_diffusion import _one_thread, randomize, tiny_model  # noqa: F401 (fixture)
+from tests.models.test_video_diffusion import randomize, tiny_model
 from zoo.errors import ZooError
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see tests/conftest.py
 
 
 @pytest.fixture(scope="module")

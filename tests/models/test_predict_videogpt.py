@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.models.test_videogpt import TINY_SPEC, _one_thread, tiny_prior, vqvae_ckpt  # noqa: F401 (fixtures)
+from tests.models.test_videogpt import TINY_SPEC, tiny_prior, vqvae_ckpt  # noqa: F401 (fixture)
 from zoo.errors import ZooError
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see tests/conftest.py
 
 K = 2  # conditioning frames
 
